@@ -1,0 +1,216 @@
+"""Checkpoints: our format (safetensors + metadata) and safe reading of the authors' files.
+
+Our format is a ``.safetensors`` file whose header metadata holds the artifact metadata JSON under
+``fer_edge`` plus the source checkpoint's sha256. Foreign checkpoints (the authors' ``.pth`` files,
+often ``{'state_dict': ..., 'recorder': <pickled object>}`` with ``module.`` prefixes) are read with a
+restricted unpickler that rebuilds tensors and plain containers and turns every other class into an
+inert placeholder: no code from the file is ever executed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import types
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from .errors import FerEdgeError
+from .metadata import METADATA_KEY, ArtifactMetadata
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --- our format ------------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | Path, state_dict: dict, meta: ArtifactMetadata) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata={METADATA_KEY: meta.to_json()})
+    return path
+
+
+def read_checkpoint_metadata(path: str | Path) -> ArtifactMetadata | None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        header = f.metadata() or {}
+    return ArtifactMetadata.from_json(header[METADATA_KEY]) if METADATA_KEY in header else None
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, ArtifactMetadata | None]:
+    """(state_dict, metadata) from our safetensors file."""
+    from safetensors.torch import load_file
+
+    path = _existing(path)
+    try:
+        return load_file(str(path)), read_checkpoint_metadata(path)
+    except Exception as exc:  # safetensors raises its own error types
+        raise FerEdgeError(f"{path.name} is not a readable safetensors checkpoint ({exc})") from None
+
+
+# --- the authors' files --------------------------------------------------------------------------
+
+class Placeholder:
+    """Stands in for any class a foreign pickle names that is not a tensor or a plain container."""
+
+    _qualname = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<placeholder for {self._qualname}>"
+
+
+def _placeholder(module: str, name: str) -> type:
+    return type(name, (Placeholder,), {"_qualname": f"{module}.{name}"})
+
+
+_SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
+                  "tuple": tuple, "list": list, "dict": dict}
+
+
+def _allowed(module: str, name: str):
+    import torch
+
+    if module == "collections" and name == "OrderedDict":
+        return OrderedDict
+    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_parameter",
+                                             "_rebuild_parameter_with_state"):
+        return getattr(torch._utils, name)
+    if module == "torch" and (name.endswith("Storage") or name in ("Size", "device") or
+                              isinstance(getattr(torch, name, None), torch.dtype)):
+        return getattr(torch, name)
+    if module == "torch.storage" and name == "UntypedStorage":
+        return torch.storage.UntypedStorage
+    if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
+        return _SAFE_BUILTINS[name]
+    return None
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        obj = _allowed(module, name)
+        return obj if obj is not None else _placeholder(module, name)
+
+
+restricted_pickle = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=pickle.load,
+                                          __name__="fer_edge_restricted_pickle")
+
+
+def read_foreign_checkpoint(path: str | Path) -> dict:
+    """The tensors of an authors' checkpoint as a flat state dict, without executing pickled code.
+
+    Accepts ``{'state_dict': sd, ...}``, ``{'model': sd}``, ``{'net': sd}`` or a bare state dict;
+    strips DataParallel's ``module.`` prefix.
+    """
+    import torch
+
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        return load_checkpoint(path)[0]
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:
+        # weights_only refuses foreign classes (the authors' recorder objects); our unpickler
+        # replaces them with placeholders instead of importing them.
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
+        except Exception as exc:
+            raise FerEdgeError(f"{path.name} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    sd = _find_state_dict(obj)
+    if sd is None:
+        raise FerEdgeError(f"{path.name} holds no state dict (looked for 'state_dict', 'model', 'net' or tensors)")
+    return {_strip_prefix(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+
+
+def _find_state_dict(obj: Any) -> dict | None:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "net", "module"):
+            if isinstance(obj.get(key), dict):
+                return obj[key]
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    return None
+
+
+def _strip_prefix(key: str) -> str:
+    return key[len("module."):] if key.startswith("module.") else key
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise FerEdgeError(f"checkpoint not found: {p}; check the path")
+    return p
+
+
+# --- loading into a model ------------------------------------------------------------------------
+
+def load_into(model, path: str | Path, *, method: str, strict: bool = True) -> dict[str, list[str]]:
+    """Load our checkpoint or the authors' file into `model`; report missing/unexpected keys.
+
+    A checkpoint whose metadata names another method, or whose tensors do not fit, is refused with
+    a one-line message. Keys the model deliberately does not keep (modules the original builds but
+    never runs) are listed by the model's ``ignored_checkpoint_keys()`` and reported, not hidden.
+    """
+    import importlib
+
+    path = _existing(path)
+    meta = None
+    if path.suffix == ".safetensors":
+        sd, meta = load_checkpoint(path)
+        if meta is not None and meta.method != method:
+            raise FerEdgeError(
+                f"{path.name} is a checkpoint for {meta.method!r}, not {method!r}; use --method {meta.method}"
+            )
+    else:
+        sd = read_foreign_checkpoint(path)
+    cfg = getattr(model, "fer_cfg", None)
+    if meta is None and cfg is not None and cfg.checkpoint_filter:
+        family = importlib.import_module(f"fer_edge.models.{cfg.family}")
+        sd = getattr(family, cfg.checkpoint_filter)(sd, model)
+    return load_state_dict_checked(model, sd, source=path.name, method=method, strict=strict)
+
+
+def load_state_dict_checked(model, sd: dict, *, source: str, method: str, strict: bool = True) -> dict[str, list[str]]:
+    ignored = set(model.ignored_checkpoint_keys(sd)) if hasattr(model, "ignored_checkpoint_keys") else set()
+    sd = {k: v for k, v in sd.items() if k not in ignored}
+    own = model.state_dict()
+    wrong_shape = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if wrong_shape:
+        k = wrong_shape[0]
+        raise FerEdgeError(
+            f"{source} does not fit {method}: {k} is {tuple(sd[k].shape)} in the file but "
+            f"{tuple(own[k].shape)} in the model ({len(wrong_shape)} such tensors); wrong method or class count?"
+        )
+    result = model.load_state_dict(sd, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if not (set(sd) & set(own)):
+        raise FerEdgeError(f"{source} shares no tensor names with {method}: it is a checkpoint for another model")
+    if strict and (missing or unexpected):
+        raise FerEdgeError(
+            f"{source} does not match {method}: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
+    return {"missing": missing, "unexpected": unexpected, "ignored": sorted(ignored)}
+
+
+def describe_load(report: dict[str, list[str]]) -> str:
+    return json.dumps({k: len(v) for k, v in report.items()})

@@ -1,0 +1,150 @@
+"""A loaded artifact: the same `predict`/`run` on every backend."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FerEdgeError
+from ..metadata import ArtifactMetadata
+from ..postprocess import to_probabilities
+from ..preprocess import preprocess_clips, preprocess_images
+from .base import Backend, BackendInfo
+
+
+@dataclass
+class Prediction:
+    """Per-face (or per-clip) results of one `predict` call."""
+
+    probs: np.ndarray  # (N, C) float32
+    labels: np.ndarray  # (N,) int64, argmax of probs
+    label_names: list[str]  # the C class names, in output order
+    raw: np.ndarray  # (N, C) the primary output before postprocessing
+    uncertainty: np.ndarray | None = None  # (N,) where the method has it (evidential models)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def names(self) -> list[str]:
+        """The predicted label name of each face."""
+        return [self.label_names[i] for i in self.labels]
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return self.probs[np.arange(len(self.labels)), self.labels]
+
+    def to_records(self) -> list[dict]:
+        out = []
+        for i, k in enumerate(self.labels):
+            rec = {
+                "label": self.label_names[k],
+                "confidence": float(self.probs[i, k]),
+                "probs": {n: float(p) for n, p in zip(self.label_names, self.probs[i])},
+            }
+            if self.uncertainty is not None:
+                rec["uncertainty"] = float(self.uncertainty[i])
+            out.append(rec)
+        return out
+
+
+class Model:
+    """An artifact on a backend, with its metadata-driven pre- and postprocessing.
+
+    Thread safety: `predict` and `run` may be called from several threads on one Model. ONNX Runtime
+    sessions are thread-safe; backends whose engines are not (OpenVINO infer requests, TensorRT
+    execution contexts) serialise calls with their own lock or keep per-thread state, so sharing one
+    Model is correct. For throughput on many cores, use one Model per thread.
+    """
+
+    def __init__(self, backend: Backend, metadata: ArtifactMetadata):
+        self._backend = backend
+        self.metadata = metadata
+        names = [t.name for t in backend.inputs]
+        self._input_name = metadata.input.name if metadata.input.name in names else names[0]
+        self._lock = threading.Lock()
+
+    # --- what it is -----------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    @property
+    def device(self) -> str:
+        return self._backend.device
+
+    @property
+    def engine(self) -> Backend:
+        """The backend object itself (for engine-specific settings)."""
+        return self._backend
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata.labels)
+
+    def info(self) -> BackendInfo:
+        return self._backend.info()
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"Model(method={m.method!r}, backend={self.backend!r}, device={self.device!r}, "
+            f"precision={m.precision!r}, classes={len(m.labels)})"
+        )
+
+    # --- run ------------------------------------------------------------------------------------
+    def run(self, tensor) -> dict[str, np.ndarray]:
+        """Raw outputs for a preprocessed input tensor (or a dict of named inputs)."""
+        feeds = tensor if isinstance(tensor, dict) else {self._input_name: tensor}
+        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+        self._check_shape(feeds)
+        return self._backend.run(feeds)
+
+    def _check_shape(self, feeds: dict[str, np.ndarray]) -> None:
+        for info in self._backend.inputs:
+            if info.name not in feeds:
+                raise FerEdgeError(f"input {info.name!r} is missing; the model takes {[t.name for t in self._backend.inputs]}")
+            got = feeds[info.name].shape
+            want = info.shape
+            bad = len(got) != len(want) or any(
+                isinstance(w, int) and w > 0 and g != w for g, w in zip(got, want)
+            )
+            if bad:
+                raise FerEdgeError(
+                    f"input {info.name!r} should have shape {want} (strings/-1 are free), got {list(got)}"
+                )
+
+    def predict(self, images) -> Prediction:
+        """Face crops (list of BGR uint8 images, or an NHWC uint8 array) -> Prediction."""
+        x = preprocess_images(images, self.metadata.input)
+        return self._postprocess(self.run(x))
+
+    def predict_clips(self, clips) -> Prediction:
+        """Clips of face crops (video models) -> one Prediction per clip."""
+        x = preprocess_clips(clips, self.metadata.input)
+        return self._postprocess(self.run(x))
+
+    def _postprocess(self, outputs: dict[str, np.ndarray]) -> Prediction:
+        spec = self.metadata.output
+        primary = outputs.get(spec.name)
+        if primary is None:
+            primary = next(iter(outputs.values()))
+        primary = np.asarray(primary, np.float32)
+        if primary.shape[-1] != len(self.metadata.labels):
+            raise FerEdgeError(
+                f"the model outputs {primary.shape[-1]} classes but its metadata names {len(self.metadata.labels)} labels"
+            )
+        probs, unc = to_probabilities(primary, spec.kind)
+        if unc is None and "uncertainty" in outputs:
+            unc = np.asarray(outputs["uncertainty"], np.float32).reshape(len(probs))
+        extra = {k: v for k, v in outputs.items() if k != spec.name}
+        return Prediction(
+            probs=probs,
+            labels=probs.argmax(axis=1).astype(np.int64),
+            label_names=list(self.metadata.labels),
+            raw=primary,
+            uncertainty=unc,
+            extra=extra,
+        )
