@@ -123,6 +123,10 @@ def read_foreign_checkpoint(path: str | Path) -> dict:
     path = _existing(path)
     if path.suffix == ".safetensors":
         return load_checkpoint(path)[0]
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras weights, read with h5py (no TensorFlow)
+        from .keras_h5 import read_keras_h5
+
+        return {k: torch.from_numpy(v) for k, v in read_keras_h5(path).items()}
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:
