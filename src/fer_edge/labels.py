@@ -43,3 +43,24 @@ def remap_indices(src: tuple[str, ...] | list[str], dst: tuple[str, ...] | list[
     """For each class of `src`, its index in `dst` (-1 where `dst` lacks it)."""
     pos = {n: i for i, n in enumerate(dst)}
     return [pos.get(n, -1) for n in src]
+
+
+# Spellings found in data set folder names and list files, mapped to canonical names.
+ALIASES = {
+    "neutral": "neutral", "neutrality": "neutral",
+    "happy": "happy", "happiness": "happy", "joy": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "fear": "fear", "fearful": "fear", "afraid": "fear",
+    "disgust": "disgust", "disgusted": "disgust",
+    "anger": "anger", "angry": "anger",
+    "contempt": "contempt",
+}
+
+
+def canonical_name(name: str) -> str:
+    """Canonical expression name for a spelling such as "Angry", "happiness" or "Disgusted"."""
+    key = name.strip().lower().replace("-", "").replace("_", "")
+    if key not in ALIASES:
+        raise KeyError(f"{name!r} is not a known expression name (known: {', '.join(sorted(ALIASES))})")
+    return ALIASES[key]
