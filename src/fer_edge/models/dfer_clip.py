@@ -26,6 +26,7 @@ cosine is 1e-4 in the logits).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +37,9 @@ from torch import nn
 from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
+from ..runtimes.clip_stream import segment_centres  # noqa: F401  (the test-time sampling, shared)
+from .clip_common import ARCHS, ClipArch, build_text, build_visual, fold, l2_normalize, load_clip_weights
+from .clip_common import text_from_embeddings, tokenize
 from .registry import MethodConfig, register_model
 
 # Class descriptions of models/Text.py::class_descriptor (rows 0-6: DFEW/FERV39k; 0-10: MAFW).
@@ -58,83 +62,16 @@ MAFW_LABELS = DFEW_LABELS + ("contempt", "anxiety", "helplessness", "disappointm
 
 CLIP_FRAMES = 16
 TEMPERATURE = 0.01  # logits = cos / 0.01; CLIP's own logit_scale is not used
-CONTEXT_LENGTH = 77
 # Test-time sampling of the authors' loader: 16 equal segments, the centre frame of each
 # (int(n/16/2 + i*n/16)); a clip shorter than 16 frames repeats its last frame.
 SAMPLING = "tsn-centre-16"
 
-# CLIP towers (OpenAI layouts, QuickGELU). "tiny" is a reduced configuration for fast tests.
-CLIP_CONFIGS: dict[str, dict[str, Any]] = {
-    "ViT-B-32": dict(embed_dim=512, image_size=224, patch_size=32, vision_width=768, vision_layers=12,
-                     text_width=512, text_layers=12, text_heads=8, vocab_size=49408),
-    "ViT-B-16": dict(embed_dim=512, image_size=224, patch_size=16, vision_width=768, vision_layers=12,
-                     text_width=512, text_layers=12, text_heads=8, vocab_size=49408),
-    "tiny": dict(embed_dim=64, image_size=224, patch_size=32, vision_width=64, vision_layers=2,
-                 text_width=64, text_layers=1, text_heads=2, vocab_size=49408),
-}
+# A reduced CLIP for fast tests (same code paths, ~1% of the compute).
+TINY_ARCH = ARCHS["ViT-B-32"].reduced(vision_width=64, vision_layers=2, vision_heads=2, text_width=64,
+                                      text_layers=1, text_heads=2, embed_dim=64)
 
 
-def sample_centres(num_frames: int, segments: int = CLIP_FRAMES) -> list[int]:
-    """Frame indices the authors' test loader takes from a clip of `num_frames` frames."""
-    if num_frames <= 0:
-        raise FerEdgeError("a clip needs at least one frame")
-    if num_frames > segments:
-        tick = num_frames / segments
-        return [int(tick / 2.0 + tick * i) for i in range(segments)]
-    return list(range(num_frames)) + [num_frames - 1] * (segments - num_frames)
-
-
-# --- CLIP towers -----------------------------------------------------------------------------------
-
-def build_clip(config: str | dict = "ViT-B-32"):
-    """An open_clip CLIP model of the given shape with QuickGELU, randomly initialised (no download)."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
-
-    c = CLIP_CONFIGS[config] if isinstance(config, str) else dict(config)
-    vision = CLIPVisionCfg(layers=c["vision_layers"], width=c["vision_width"], patch_size=c["patch_size"],
-                           image_size=c["image_size"], head_width=64)
-    text = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=c["vocab_size"], width=c["text_width"],
-                       heads=c["text_heads"], layers=c["text_layers"])
-    return CLIP(embed_dim=c["embed_dim"], vision_cfg=vision, text_cfg=text, quick_gelu=True)
-
-
-def read_clip_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """A CLIP state dict (OpenAI TorchScript/.pt or OpenCLIP .bin/.safetensors) read without executing code."""
-    from ..checkpoint import read_foreign_checkpoint
-
-    path = Path(path)
-    if not path.is_file():
-        raise FerEdgeError(f"CLIP weights not found: {path}; pass --clip-weights with a local ViT-B/32 file")
-    try:
-        import zipfile
-
-        if zipfile.is_zipfile(path) and any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist()):
-            # OpenAI's release is a TorchScript archive: its parameters are read, its code is not run.
-            return {k: v.float() for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()}
-    except RuntimeError as exc:
-        raise FerEdgeError(f"{path.name} is not a readable CLIP TorchScript file ({exc})") from None
-    return {k: v.float() for k, v in read_foreign_checkpoint(path).items()}
-
-
-class TextEncoder(nn.Module):
-    """CLIP's text transformer applied to prompt *embeddings* (so learned context can replace tokens)."""
-
-    def __init__(self, clip) -> None:
-        super().__init__()
-        self.transformer = clip.transformer
-        self.positional_embedding = clip.positional_embedding
-        self.ln_final = clip.ln_final
-        self.text_projection = clip.text_projection
-        n = self.positional_embedding.shape[0]
-        mask = torch.full((n, n), float("-inf")).triu_(1)  # causal, as CLIP
-        self.register_buffer("attn_mask", mask, persistent=False)
-
-    def forward(self, prompts: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
-        x = prompts + self.positional_embedding
-        x = self.transformer(x, attn_mask=self.attn_mask)
-        x = self.ln_final(x)
-        return x[torch.arange(x.shape[0]), eot] @ self.text_projection
-
+# --- text side -----------------------------------------------------------------------------------
 
 class PromptLearner(nn.Module):
     """CoOp prompts: [SOT] ctx_1..ctx_M description [EOT], ctx learned per class (class-specific).
@@ -144,13 +81,11 @@ class PromptLearner(nn.Module):
     """
 
     def __init__(self, descriptions: Sequence[str], token_embedding: nn.Embedding, contexts: int = 8,
-                 class_specific: bool = True) -> None:
+                 class_specific: bool = True, context_length: int = 77) -> None:
         super().__init__()
-        import open_clip
-
         width = token_embedding.weight.shape[1]
         prompts = [" ".join(["X"] * contexts) + " " + d for d in descriptions]
-        tokens = open_clip.tokenize(prompts, context_length=CONTEXT_LENGTH)
+        tokens = tokenize(prompts, context_length=context_length)
         with torch.no_grad():
             emb = token_embedding(tokens).float()
         shape = (len(descriptions), contexts, width) if class_specific else (contexts, width)
@@ -158,10 +93,6 @@ class PromptLearner(nn.Module):
         self.register_buffer("token_prefix", emb[:, :1].clone())
         self.register_buffer("token_suffix", emb[:, 1 + contexts:].clone())
         self.register_buffer("tokenized_prompts", tokens, persistent=False)
-
-    @property
-    def eot(self) -> torch.Tensor:
-        return self.tokenized_prompts.argmax(dim=-1)
 
     def forward(self) -> torch.Tensor:
         ctx = self.ctx
@@ -259,10 +190,6 @@ class TemporalNet(nn.Module):
         return self.temporal_transformer(x)[:, 0]
 
 
-def l2_normalize(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True)
-
-
 # --- the model -------------------------------------------------------------------------------------
 
 class DferClip(nn.Module):
@@ -273,28 +200,25 @@ class DferClip(nn.Module):
     :func:`checkpoint_filter_fn` after dropping the aliased copies.
     """
 
-    def __init__(self, num_classes: int = 7, descriptions: Sequence[str] | None = None, vision: str = "ViT-B-32",
-                 clip_config: dict | None = None, clip_weights: str | Path | None = None, contexts: int = 8,
+    def __init__(self, num_classes: int = 7, descriptions: Sequence[str] | None = None,
+                 arch: str | ClipArch = "ViT-B-32", clip_weights: str | Path | None = None, contexts: int = 8,
                  class_specific_contexts: bool = True, temporal_layers: int = 1, frames: int = CLIP_FRAMES) -> None:
         super().__init__()
-        if vision not in CLIP_CONFIGS:
-            raise FerEdgeError(f"unknown CLIP backbone {vision!r}; choose one of {', '.join(CLIP_CONFIGS)}")
         descriptions = tuple(descriptions or CLASS_DESCRIPTIONS[:num_classes])
         if len(descriptions) != num_classes:
             raise FerEdgeError(f"{num_classes} classes need {num_classes} descriptions, got {len(descriptions)}")
-        self.vision_name = vision
         self.frames = frames
-        clip = build_clip(clip_config or vision)
+        self.image_encoder = build_visual(arch)
+        self.text_encoder = build_text(arch)
         if clip_weights is not None:
-            load_clip_weights(clip, clip_weights)
-        self.image_encoder = clip.visual
-        self.text_encoder = TextEncoder(clip)
+            load_clip_weights(clip_weights, visual=self.image_encoder, text=self.text_encoder)
+        self.prompt_learner = PromptLearner(descriptions, self.text_encoder.token_embedding, contexts,
+                                            class_specific_contexts, self.text_encoder.positional_embedding.shape[0])
+        # The token embedding (25 M numbers) is only needed to build the prompt buffers above.
+        self.text_encoder.token_embedding = None
         for p in self.text_encoder.parameters():  # frozen in the authors' recipe
             p.requires_grad_(False)
-        self.prompt_learner = PromptLearner(descriptions, clip.token_embedding, contexts, class_specific_contexts)
-        dim = self.text_encoder.text_projection.shape[1]
-        self.temporal_net = TemporalNet(dim, frames, temporal_layers)
-        # clip.token_embedding / logit_scale are dropped: only construction needs the former.
+        self.temporal_net = TemporalNet(self.feature_dim, frames, temporal_layers)
 
     @property
     def feature_dim(self) -> int:
@@ -317,20 +241,17 @@ class DferClip(nn.Module):
 
     def text_features(self) -> torch.Tensor:
         """(C, D) L2-normalised class embeddings; depend on weights only."""
-        return l2_normalize(self.text_encoder(self.prompt_learner(), self.prompt_learner.eot))
+        pl = self.prompt_learner
+        return l2_normalize(text_from_embeddings(self.text_encoder, pl(), pl.tokenized_prompts))
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         video = self.video_features(self.frame_features(clips))
         return video @ self.text_features().t() / TEMPERATURE
 
     # deployment graphs ---------------------------------------------------------------------------------
-    def folded_classifier(self) -> torch.Tensor:
-        with torch.no_grad():
-            return self.text_features().detach().clone()
-
     def temporal_head_module(self) -> "TemporalHead":
         """16 frame features -> logits, text side folded into a constant."""
-        return TemporalHead(self.temporal_net, self.folded_classifier()).eval()
+        return TemporalHead(self.temporal_net, fold(self.text_features)).eval()
 
     def frame_encoder_module(self) -> "FrameEncoder":
         """One face crop (N, 3, H, W) -> (N, D) feature."""
@@ -380,21 +301,6 @@ class DferClipDeploy(nn.Module):
 # --- weights -------------------------------------------------------------------------------------
 
 _TEXT_PARTS = ("transformer.", "positional_embedding", "ln_final.", "text_projection")
-
-
-def load_clip_weights(clip, path: str | Path) -> None:
-    """Load a local CLIP checkpoint (OpenAI or OpenCLIP names) into an open_clip CLIP."""
-    sd = read_clip_weights(path)
-    sd = {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}
-    own = clip.state_dict()
-    wrong = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if wrong:
-        raise FerEdgeError(f"{Path(path).name} does not fit this CLIP backbone ({wrong[0]}: "
-                           f"{tuple(sd[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}); is it the right ViT?")
-    result = clip.load_state_dict(sd, strict=False)
-    if result.missing_keys:
-        raise FerEdgeError(f"{Path(path).name} is missing {len(result.missing_keys)} CLIP tensors "
-                           f"(e.g. {result.missing_keys[:3]}); is it a CLIP checkpoint?")
 
 
 def _our_name(key: str) -> str:
@@ -470,3 +376,53 @@ def _register(name: str, labels: tuple[str, ...], dataset: str):
 
 dfer_clip = _register("dfer_clip", DFEW_LABELS, "DFEW / FERV39k")
 dfer_clip_mafw = _register("dfer_clip_mafw", MAFW_LABELS, "MAFW")
+
+
+# --- ONNX export of the deployment graphs ---------------------------------------------------------
+
+def graph_module(model: DferClip, graph: str) -> tuple[nn.Module, torch.Tensor]:
+    """(eval module, tracing example of batch 2) for one deployment graph."""
+    h, w = model.fer_cfg.input.size if hasattr(model, "fer_cfg") else (224, 224)
+    if graph == "classifier":
+        return model.deploy_module(), torch.rand(2, model.frames, 3, h, w)
+    if graph == "frame_encoder":
+        return model.frame_encoder_module(), torch.rand(2, 3, h, w)
+    if graph == "temporal_head":
+        return model.temporal_head_module(), torch.randn(2, model.frames, model.feature_dim)
+    raise FerEdgeError(f"unknown DFER-CLIP graph {graph!r}; choose classifier, frame_encoder or temporal_head")
+
+
+def export_graph_onnx(model: DferClip, graph: str, path: str | Path, *, opset: int = 17,
+                      cfg: MethodConfig | None = None) -> Path:
+    """Write one deployment graph as ONNX (dynamic batch, fer-edge metadata inside).
+
+    Exported here rather than through the generic exporter because the temporal head's input is a
+    feature sequence, which an image InputSpec cannot describe for tracing.
+    """
+    import onnx
+
+    from ..metadata import attach_to_onnx
+
+    cfg = cfg or getattr(model, "fer_cfg", None)
+    if cfg is None:
+        raise FerEdgeError("build the model with fer_edge.models.create_model so that it carries its config")
+    module, example = graph_module(model, graph)
+    meta = graph_metadata(cfg, graph, feature_dim=model.feature_dim)
+    names = (meta.input.name, meta.output.name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # nn.MultiheadAttention's fused inference kernel has no ONNX symbolic: trace the plain path.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape checks inside nn.MultiheadAttention
+            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
+                              input_names=[names[0]], output_names=[names[1]],
+                              dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}})
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    proto = onnx.load(str(path))
+    attach_to_onnx(proto, meta)
+    onnx.save(proto, str(path))
+    return path
