@@ -1,0 +1,240 @@
+"""Calibration and validation faces, from whatever the user has.
+
+Accepted sources (``--calib-data`` / ``--val-data``):
+
+* a dataset spec ``fer2013:train`` / ``ferplus:public_test`` (files found under ``$FER_EDGE_DATA``,
+  ``./data`` or ``../shared/data``), or ``PATH.npz:SPLIT`` for any npz with a ``split`` array;
+* an ``.npz`` of aligned faces: ``images`` (N,H,W) gray or (N,H,W,3) BGR uint8, optional ``labels``
+  (and ``classes`` naming them);
+* a folder of photos, run through the SAME detector and aligner as the runtime
+  (:mod:`fer_edge.vision`), so the calibration sees the crops the deployed model will see.
+
+Faces stay uint8 crops here; :meth:`FaceSet.tensors` turns them into model input with the one
+runtime preprocessing (:func:`fer_edge.preprocess.preprocess_images`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FerEdgeError
+from ..labels import LABEL_SETS
+from ..metadata import InputSpec
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+# dataset name -> file under a data root, and the label order of its `labels` array
+DATASETS = {
+    "fer2013": ("fer2013/fer2013_train_public.npz", "fer2013"),
+    "ferplus": ("ferplus/ferplus_{split}.npz", "ferplus"),
+}
+
+
+@dataclass
+class FaceSet:
+    """Aligned face crops (uint8, gray HxW or BGR HxWx3), optional labels, and where they came from."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray | None = None
+    label_names: list[str] | None = None  # names of the label indices (canonical names)
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+    def subset(self, n: int | None, seed: int = 0) -> "FaceSet":
+        """A reproducible random subset of `n` faces (all of them when n is None or larger)."""
+        if n is None or n >= len(self):
+            return self
+        if n <= 0:
+            raise FerEdgeError(f"--calib-size must be positive, got {n}")
+        idx = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        labels = None if self.labels is None else self.labels[idx]
+        return FaceSet([self.images[i] for i in idx], labels, self.label_names,
+                       f"{self.source} (random subset of {n}, seed {seed})", list(self.notes))
+
+    def tensors(self, spec: InputSpec) -> np.ndarray:
+        """Model input (N, C, H, W) float32, through the runtime's own preprocessing."""
+        from ..preprocess import preprocess_images
+
+        return preprocess_images(self.images, spec)
+
+    def relabel(self, model_labels: list[str]) -> "FaceSet":
+        """Labels re-indexed to the model's output order by canonical name; faces whose class the
+        model does not have are dropped (e.g. FER+ contempt for a 7-class model)."""
+        if self.labels is None:
+            return self
+        if self.label_names is None or list(self.label_names) == list(model_labels):
+            if self.labels.max(initial=0) >= len(model_labels):
+                raise FerEdgeError(f"{self.source} has label {int(self.labels.max())} but the model has "
+                                   f"{len(model_labels)} classes; name the classes in the npz (`classes`)")
+            return self
+        pos = {n: i for i, n in enumerate(model_labels)}
+        mapping = np.array([pos.get(n, -1) for n in self.label_names])
+        if (mapping < 0).all():
+            raise FerEdgeError(f"none of the classes of {self.source} ({', '.join(self.label_names)}) are "
+                               f"classes of the model ({', '.join(model_labels)})")
+        new = mapping[self.labels]
+        keep = np.flatnonzero(new >= 0)
+        notes = list(self.notes)
+        if len(keep) < len(new):
+            notes.append(f"{len(new) - len(keep)} faces of classes the model lacks were left out")
+        return FaceSet([self.images[i] for i in keep], new[keep], list(model_labels), self.source, notes)
+
+
+def load_faces(spec: str | Path | None, *, what: str = "calibration", input_spec: InputSpec | None = None,
+               need_labels: bool = False, limit: int | None = None, seed: int = 0) -> FaceSet:
+    """Read faces from a dataset spec, an npz or a folder of photos (see the module docstring)."""
+    if spec is None or str(spec).strip() == "":
+        flag = "--calib-data" if what == "calibration" else "--val-data"
+        raise FerEdgeError(
+            f"INT8 {what} needs real faces and none were given: pass {flag} with a folder of face photos, "
+            f"an npz of aligned faces, or a dataset spec such as fer2013:train (fer-edge never calibrates on random data)"
+        )
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        faces = _from_photo_folder(path, input_spec, limit=limit, seed=seed)
+    elif path.suffix == ".npz" and path.is_file():
+        faces = _from_npz(path, split=None)
+    elif ":" in text and not path.exists():
+        faces = _from_dataset_spec(text)
+    else:
+        raise FerEdgeError(
+            f"{what} data {text!r} not found: give a folder of photos, an .npz of aligned faces, "
+            f"or a dataset spec such as fer2013:train"
+        )
+    if len(faces) == 0:
+        raise FerEdgeError(f"{what} data {text!r} holds no faces")
+    if need_labels and not faces.labelled:
+        raise FerEdgeError(f"{what} data {text!r} has no labels; accuracy needs labelled faces (an npz with "
+                           f"`labels`, or a dataset spec such as fer2013:public_test)")
+    return faces.subset(limit, seed)
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+def data_roots() -> list[Path]:
+    roots = [Path(p) for p in os.environ.get("FER_EDGE_DATA", "").split(os.pathsep) if p]
+    roots += [Path.cwd() / "data", Path.cwd().parent / "shared" / "data"]
+    try:  # the data readers' own default (../shared/data beside a source checkout)
+        from ..data.fer2013 import data_root
+
+        roots.append(data_root())
+    except ImportError:  # pragma: no cover
+        pass
+    return roots
+
+
+def _from_dataset_spec(text: str) -> FaceSet:
+    name, _, split = text.rpartition(":")
+    if name.endswith(".npz"):
+        if not Path(name).is_file():
+            raise FerEdgeError(f"dataset file not found: {name}")
+        return _from_npz(Path(name), split=split)
+    if name not in DATASETS:
+        raise FerEdgeError(f"unknown dataset {name!r} in {text!r}; known: {', '.join(DATASETS)} "
+                           f"(or PATH.npz:SPLIT, an .npz file, a folder of photos)")
+    pattern, _ = DATASETS[name]
+    rel = pattern.format(split=split)
+    for root in data_roots():
+        if (root / rel).is_file():
+            # FER+ keeps one file per split; FER2013 one file with a `split` array
+            return _from_npz(root / rel, split=None if "{split}" in pattern else split, dataset=name)
+    looked = ", ".join(str(r) for r in data_roots())
+    raise FerEdgeError(f"{rel} not found for {text!r} (looked in {looked}; set FER_EDGE_DATA to its folder)")
+
+
+def _from_npz(path: Path, split: str | None, dataset: str | None = None) -> FaceSet:
+    with np.load(path, allow_pickle=False) as z:
+        if "images" not in z:
+            raise FerEdgeError(f"{path.name} has no `images` array (expected (N,H,W) or (N,H,W,3) uint8 faces)")
+        images = z["images"]
+        labels = z["labels"].astype(np.int64) if "labels" in z else None
+        names = None
+        if "classes" in z:
+            names = [_canonical(str(c)) for c in z["classes"]]
+        elif dataset is not None:
+            names = list(LABEL_SETS[DATASETS[dataset][1]])
+        if split is not None:
+            if "split" not in z:
+                raise FerEdgeError(f"{path.name} has no `split` array, so {split!r} cannot be selected")
+            mask = z["split"].astype(str) == split
+            if not mask.any():
+                raise FerEdgeError(f"{path.name} has no faces in split {split!r} "
+                                   f"(splits: {', '.join(sorted(set(z['split'].astype(str))))})")
+            images = images[mask]
+            labels = None if labels is None else labels[mask]
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise FerEdgeError(f"{path.name}: `images` must be uint8 (N,H,W) or (N,H,W,3), got {images.dtype} {images.shape}")
+    source = f"{path.name}" + (f" split {split}" if split else "")
+    return FaceSet(list(images), labels, names, source)
+
+
+def _canonical(name: str) -> str:
+    from ..labels import CANONICAL
+
+    low = name.strip().lower()
+    aliases = {"angry": "anger", "happiness": "happy", "sadness": "sad", "surprised": "surprise",
+               "fearful": "fear", "disgusted": "disgust"}
+    low = aliases.get(low, low)
+    return low if low in CANONICAL else name
+
+
+def _from_photo_folder(folder: Path, spec: InputSpec | None, *, limit: int | None, seed: int) -> FaceSet:
+    """Detect and align every face in the photos, exactly as the runtime pipeline does."""
+    import cv2
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FerEdgeError(f"{folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    if spec is None:
+        raise FerEdgeError("a folder of photos needs the model's input spec to align faces")
+    aligner = face_aligner(spec)
+    faces, skipped = [], 0
+    for f in files:
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            skipped += 1
+            continue
+        crops = aligner(img)
+        skipped += not crops
+        faces.extend(crops)
+        if limit is not None and len(faces) >= 4 * limit:
+            break
+    if not faces:
+        raise FerEdgeError(f"no face was detected in the {len(files)} images of {folder}")
+    notes = [f"{skipped} images without a detected face were skipped"] if skipped else []
+    return FaceSet(faces, None, None, f"{folder} ({len(faces)} faces detected in {len(files)} images)", notes)
+
+
+def face_aligner(spec: InputSpec, detector: str = "blazeface"):
+    """image -> list of aligned uint8 crops, through the runtime's detector and aligner
+    (keypoint alignment onto the model's face template; a box crop for detectors without keypoints)."""
+    try:
+        from ..vision.align import align_face, box_crop
+        from ..vision.detectors import create_detector
+    except ImportError as exc:
+        raise FerEdgeError(f"the face detector (fer_edge.vision) is unavailable ({exc}); "
+                           f"pass an npz of aligned faces or a dataset spec instead") from None
+    det = create_detector(detector)
+
+    def align_all(img: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for face in det(img):
+            if face.keypoints is not None and len(face.keypoints) >= 4:
+                crop, _ = align_face(img, face.keypoints, spec.size, spec.face_template, spec.face_scale)
+            else:
+                crop = box_crop(img, face.box, spec.size, spec.face_scale)
+            out.append(crop)
+        return out
+
+    return align_all
