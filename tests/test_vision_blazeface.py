@@ -24,10 +24,14 @@ def tflite_infer(upstream):
     (inp,) = interp.get_input_details()
     outs = {d["name"]: d["index"] for d in interp.get_output_details()}
 
-    def infer(x):
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(outs["regressors"]), interp.get_tensor(outs["classificators"])
+    def infer(batch):  # the TFLite model takes one image at a time
+        regs, clss = [], []
+        for x in batch:
+            interp.set_tensor(inp["index"], x[None])
+            interp.invoke()
+            regs.append(interp.get_tensor(outs["regressors"]))
+            clss.append(interp.get_tensor(outs["classificators"]))
+        return np.concatenate(regs), np.concatenate(clss)
 
     infer.path = path
     return infer
