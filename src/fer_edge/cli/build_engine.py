@@ -1,0 +1,37 @@
+"""`fer-edge build-engine`: ONNX (or a Q/DQ ONNX for int8) -> TensorRT engine, built on this GPU and cached."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build-engine")
+    def build_engine_cmd(
+        onnx: Path = typer.Argument(..., help="the ONNX to build (for int8: the TensorRT Q/DQ ONNX from `fer-edge export --int8`)"),
+        precision: str = typer.Option("fp16", help="fp32, fp16 or int8 (int8 needs a Q/DQ ONNX)"),
+        min_batch: int = typer.Option(1, help="smallest batch the engine accepts"),
+        opt_batch: Optional[int] = typer.Option(None, help="batch TensorRT optimises for [default: 8, within min..max]"),
+        max_batch: int = typer.Option(32, help="largest batch the engine accepts"),
+        cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default $FER_EDGE_CACHE/engines or ~/.cache/fer-edge/engines)"),
+        output: Optional[Path] = typer.Option(None, help="also copy the engine (and its .json metadata) here"),
+        workspace: Optional[int] = typer.Option(None, help="builder workspace limit in MB"),
+        device: int = typer.Option(0, help="GPU index"),
+        force: bool = typer.Option(False, help="rebuild even if the cache has this engine"),
+        verbose: bool = typer.Option(False, help="show TensorRT's builder log"),
+    ) -> None:
+        """Build a TensorRT engine for this GPU (engines are not portable: build on the target, e.g. the Jetson)."""
+        from rich.console import Console
+
+        from ..runtimes.tensorrt_build import ShapeProfile, build_engine
+
+        console = Console()
+        result = build_engine(onnx, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
+                              cache_dir=cache_dir, output=output, workspace_mb=workspace, device=device,
+                              force=force, verbose=verbose, console=Console(stderr=True))
+        how = "reused from the cache" if result.cached else f"built in {result.seconds:.1f} s"
+        console.print(f"engine: {result.engine_path}", highlight=False, soft_wrap=True)
+        console.print(f"cache key: {result.key.name} ({how}; {result.plan.describe()})", highlight=False,
+                      soft_wrap=True)
