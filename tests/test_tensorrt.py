@@ -193,9 +193,12 @@ def make_fake_trt(version: str, io_dtype: str = "onnx"):
     flags = {"STRONGLY_TYPED": 0, "PREFER_AOT_PYTHON_PLUGINS": 1} if major >= 11 else \
             {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
     trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags)
-    builder_flags = {"TF32": 0, "REFIT": 1} if major >= 11 else {"FP16": 0, "INT8": 1, "TF32": 2, "REFIT": 3}
+    builder_flags = {"TF32": 0, "REFIT": 1, "GPU_FALLBACK": 2} if major >= 11 else \
+        {"FP16": 0, "INT8": 1, "TF32": 2, "REFIT": 3, "GPU_FALLBACK": 4}
     trt.BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags)
     trt.MemoryPoolType = enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0})
+    trt.DeviceType = enum.IntEnum("DeviceType", {"GPU": 0, "DLA": 1})
+    trt.num_dla = 0  # DLA cores of the fake device (an AGX Orin has 2)
     trt.TensorIOMode = enum.IntEnum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
 
     class IProgressMonitor:
@@ -265,6 +268,7 @@ def make_fake_trt(version: str, io_dtype: str = "onnx"):
         def __init__(self):
             self.flags, self.profiles, self.pool, self.cache = [], [], {}, None
             self.progress_monitor = None
+            self.default_device_type, self.DLA_core = trt.DeviceType.GPU, -1
 
         def set_flag(self, flag):
             self.flags.append(trt.BuilderFlag(flag).name)
@@ -290,6 +294,7 @@ def make_fake_trt(version: str, io_dtype: str = "onnx"):
     class Builder:
         def __init__(self, logger):
             self.logger = logger
+            self.num_DLA_cores = trt.num_dla
 
         def create_network(self, flags=0):
             return Network(flags)
@@ -304,7 +309,8 @@ def make_fake_trt(version: str, io_dtype: str = "onnx"):
             names = [m.name for m in trt.NetworkDefinitionCreationFlag if network.flags & (1 << int(m))]
             header = {"network_flags": names, "builder_flags": config.flags,
                       "profiles": [{k: [list(s) for s in v] for k, v in p.shapes.items()} for p in config.profiles],
-                      "workspace": config.pool.get(trt.MemoryPoolType.WORKSPACE)}
+                      "workspace": config.pool.get(trt.MemoryPoolType.WORKSPACE),
+                      "device_type": trt.DeviceType(config.default_device_type).name, "dla_core": config.DLA_core}
             trt.calls.append(("build", header))
             head = json.dumps(header).encode()
             return MAGIC + len(head).to_bytes(4, "little") + head + network.model.SerializeToString()
@@ -381,7 +387,16 @@ def make_fake_trt(version: str, io_dtype: str = "onnx"):
 
     class Runtime:
         def __init__(self, logger):
-            pass
+            self._dla = -1
+
+        @property
+        def DLA_core(self):  # noqa: N802 - TensorRT's name
+            return self._dla
+
+        @DLA_core.setter
+        def DLA_core(self, core):  # noqa: N802
+            trt.calls.append(("runtime_dla_core", core))
+            self._dla = core
 
         def deserialize_cuda_engine(self, data):
             if not data.startswith(MAGIC):
@@ -541,6 +556,7 @@ def test_cache_key_is_stable():
     {"shapes": {"input": [[1, 1, 64, 64], [8, 1, 64, 64], [64, 1, 64, 64]]}},
     {"shapes": {"input": [[1, 1, 64, 64], [4, 1, 64, 64], [32, 1, 64, 64]]}},
     {"onnx_sha256": "cd" * 32},
+    {"dla_core": 0},
 ])
 def test_cache_key_changes_with_each_component(change):
     assert _key(**change).digest != _key().digest
@@ -633,6 +649,25 @@ def test_parser_errors_are_one_line(fake_trt, tmp_path):
     assert msg.endswith("(+1 more)")
 
 
+def test_dla_build_and_load(fake_trt, tiny_onnx, tmp_path):
+    from fer_edge.runtimes.tensorrt import TensorRTBackend
+
+    trt = fake_trt("10.3.0")
+    trt.num_dla = 2
+    res = tb.build_engine(tiny_onnx, "fp16", cache_dir=tmp_path, dla_core=1)
+    header = next(h for what, h in trt.calls if what == "build")
+    assert header["device_type"] == "DLA" and header["dla_core"] == 1
+    assert set(header["builder_flags"]) == {"FP16", "GPU_FALLBACK"}
+    assert "-dla1-" in res.key.name and read_sidecar(res.engine_path).extra["tensorrt"]["dla_core"] == 1
+    TensorRTBackend(res.engine_path)  # the sidecar says DLA core 1: the runtime is pointed at it
+    assert ("runtime_dla_core", 1) in trt.calls
+    with pytest.raises(FerEdgeError, match="fp16 or int8 only"):
+        tb.build_engine(tiny_onnx, "fp32", cache_dir=tmp_path, dla_core=0)
+    trt.num_dla = 0
+    with pytest.raises(FerEdgeError, match="has 0 DLA core"):
+        tb.build_engine(tiny_onnx, "fp16", cache_dir=tmp_path, dla_core=0, force=True)
+
+
 def test_sidecar_round_trip(tmp_path):
     meta = _meta()
     key = _key()
@@ -663,6 +698,18 @@ def test_backend_runs_onnx_and_matches_onnxruntime(fake_trt, tiny_onnx, tmp_path
     assert any(what == "execute" and d == 1234 for what, d in trt.calls)  # ran on our stream
     info = model.info()
     assert info.details["batch_range"] == {"input": (1, 4)} and info.details["gpu"] == "Fake GPU 4090"
+
+
+@pytest.mark.skipif(not DEFAULT_ONNX.exists(), reason="default model asset not built yet")
+def test_default_name_on_tensorrt_builds_from_the_embedded_onnx(fake_trt, tmp_path):
+    import fer_edge
+
+    fake_trt("10.3.0")
+    model = fer_edge.load("default", backend="tensorrt", precision="fp32", max_batch=4, cache_dir=tmp_path)
+    ref = fer_edge.load("default", backend="onnxruntime", device="cpu")
+    assert model.metadata.labels == ref.metadata.labels and model.metadata.precision == "fp32"
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 1, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(model.run(x)["logits"], ref.run(x)["logits"], rtol=1e-4, atol=1e-4)
 
 
 def test_backend_fp16_io_is_converted(fake_trt, tiny_onnx, tmp_path):

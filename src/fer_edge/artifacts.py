@@ -29,11 +29,7 @@ def names() -> list[str]:
 def resolve(name: str, backend: str | None) -> tuple[Path, str | None]:
     """(file, backend) for a registered name; ONNX unless the backend needs another format."""
     files = _REGISTERED[name]
-    if backend == "tensorrt":
-        raise FerEdgeError(
-            f"{name!r} ships as ONNX; build a TensorRT engine on this GPU first: "
-            f"fer-edge build-engine {ASSETS / files['*']}"
-        )
+    # backend="tensorrt" gets the ONNX too: the TensorRT backend builds (once, cached) an engine from it.
     fname = files.get(backend or "*", files["*"])
     path = ASSETS / fname
     if not path.exists():

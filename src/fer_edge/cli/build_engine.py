@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, help="also copy the engine (and its .json metadata) here"),
         workspace: Optional[int] = typer.Option(None, help="builder workspace limit in MB"),
         device: int = typer.Option(0, help="GPU index"),
+        dla_core: Optional[int] = typer.Option(None, help="Jetson: build for this DLA core (fp16/int8; GPU fallback)"),
         force: bool = typer.Option(False, help="rebuild even if the cache has this engine"),
         verbose: bool = typer.Option(False, help="show TensorRT's builder log"),
     ) -> None:
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         result = build_engine(onnx, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
-                              cache_dir=cache_dir, output=output, workspace_mb=workspace, device=device,
+                              cache_dir=cache_dir, output=output, workspace_mb=workspace, device=device, dla_core=dla_core,
                               force=force, verbose=verbose, console=Console(stderr=True))
         how = "reused from the cache" if result.cached else f"built in {result.seconds:.1f} s"
         console.print(f"engine: {result.engine_path}", highlight=False, soft_wrap=True)

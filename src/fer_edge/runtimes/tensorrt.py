@@ -64,7 +64,8 @@ class TensorRTBackend(Backend):
 
     def __init__(self, path: str | Path, device: str = "auto", *, precision: str = "fp16",
                  min_batch: int = 1, opt_batch: int | None = None, max_batch: int = 32,
-                 cache_dir: str | Path | None = None, workspace_mb: int | None = None, **options: Any):
+                 cache_dir: str | Path | None = None, workspace_mb: int | None = None,
+                 dla_core: int | None = None, **options: Any):
         super().__init__(path, device, **options)
         self._device_index = parse_device(device)
         trt = import_tensorrt()
@@ -76,12 +77,17 @@ class TensorRTBackend(Backend):
         self.engine_path = Path(path)
         if self.engine_path.suffix.lower() == ".onnx":
             built = build_engine(self.engine_path, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
-                                 cache_dir=cache_dir, workspace_mb=workspace_mb, device=self._device_index)
+                                 cache_dir=cache_dir, workspace_mb=workspace_mb, device=self._device_index,
+                                 dla_core=dla_core)
             self.engine_path = built.engine_path
         self._sidecar = read_sidecar(self.engine_path)
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        built_for = (self._sidecar.extra.get("tensorrt", {}) if self._sidecar else {}).get("dla_core")
+        self.dla_core = dla_core if dla_core is not None else built_for
+        if self.dla_core is not None:  # a DLA engine must be deserialized onto its core
+            self._runtime.DLA_core = int(self.dla_core)
         engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if engine is None:
             raise FerEdgeError(self._deserialize_hint())
@@ -148,7 +154,7 @@ class TensorRTBackend(Backend):
         return BackendInfo(
             self.name, self.device, self._trt.__version__,
             precision_note=f"engine precision {precision}",
-            details={"gpu": self.gpu.name, "compute_capability": self.gpu.sm, "engine": str(self.engine_path),
+            details={"gpu": self.gpu.name, "dla_core": self.dla_core, "compute_capability": self.gpu.sm, "engine": str(self.engine_path),
                      "io_dtypes": dtypes,
                      "batch_range": {n: e["batch"] for n, e in self._io.items() if "batch" in e}},
         )

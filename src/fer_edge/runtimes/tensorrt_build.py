@@ -250,14 +250,16 @@ class EngineKey:
     recipe: str
     profile: tuple  # ((input name, (min shape, opt shape, max shape)), ...)
     onnx_sha256: str
+    dla_core: int | None = None  # Jetson DLA core the engine runs on; None = the GPU
     onnx_stem: str = field(default="model", compare=False)
 
     @classmethod
     def make(cls, *, gpu_name: str, compute_capability, trt_version: str, plan: BuildPlan,
-             shapes: dict[str, list[list[int]]], onnx_sha256: str, onnx_stem: str = "model") -> "EngineKey":
+             shapes: dict[str, list[list[int]]], onnx_sha256: str, onnx_stem: str = "model",
+             dla_core: int | None = None) -> "EngineKey":
         profile = tuple(sorted((n, tuple(tuple(s) for s in v)) for n, v in shapes.items()))
         return cls(gpu_name, tuple(compute_capability), str(trt_version), plan.precision, plan.recipe,
-                   profile, onnx_sha256, onnx_stem)
+                   profile, onnx_sha256, None if dla_core is None else int(dla_core), onnx_stem)
 
     def components(self) -> dict[str, Any]:
         d = asdict(self)
@@ -275,7 +277,8 @@ class EngineKey:
     def name(self) -> str:
         """A file stem a person can read in a directory listing, unique through the digest."""
         cc = "".join(map(str, self.compute_capability))
-        return f"{_slug(self.onnx_stem)}-{self.precision}-sm{cc}-trt{_slug(self.trt_version)}-{self.digest}"
+        dla = f"-dla{self.dla_core}" if self.dla_core is not None else ""
+        return f"{_slug(self.onnx_stem)}-{self.precision}{dla}-sm{cc}-trt{_slug(self.trt_version)}-{self.digest}"
 
     def timing_cache_name(self) -> str:
         """One timing cache per (GPU, TensorRT): tactic timings do not depend on the model."""
@@ -392,6 +395,7 @@ def build_engine(
     output: str | Path | None = None,
     workspace_mb: int | None = None,
     device: int = 0,
+    dla_core: int | None = None,
     force: bool = False,
     verbose: bool = False,
     console=None,
@@ -399,7 +403,8 @@ def build_engine(
     """Build (or reuse from the cache) a TensorRT engine for `onnx_path` on GPU `device`.
 
     The engine lands in the cache as ``<key>.engine`` with its metadata sidecar ``<key>.engine.json``;
-    `output` additionally copies both there. Raises FerEdgeError for user problems (int8 from a graph
+    `output` additionally copies both there. `dla_core` builds for a Jetson DLA core (fp16/int8 only; layers
+    DLA cannot run fall back to the GPU). Raises FerEdgeError for user problems (int8 from a graph
     without Q/DQ nodes, a batch profile that does not fit the graph, parser errors, no GPU).
     """
     from rich.console import Console
@@ -419,6 +424,8 @@ def build_engine(
 
     n_qdq = count_qdq_nodes(model)
     check_precision_for_graph(precision, n_qdq, onnx_path.name)
+    if dla_core is not None and precision == "fp32":
+        raise FerEdgeError("DLA runs fp16 or int8 only: use --precision fp16 (or int8 with a Q/DQ ONNX)")
 
     trt = import_tensorrt()
     features = TrtFeatures.from_module(trt)
@@ -428,7 +435,7 @@ def build_engine(
     shapes = profile.shapes_for(onnx_inputs(model))
     key = EngineKey.make(gpu_name=gpu.name, compute_capability=gpu.compute_capability,
                          trt_version=trt.__version__, plan=plan, shapes=shapes,
-                         onnx_sha256=file_sha256(onnx_path), onnx_stem=onnx_path.stem)
+                         onnx_sha256=file_sha256(onnx_path), onnx_stem=onnx_path.stem, dla_core=dla_core)
     cache = default_cache_dir(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     engine_path = cache / f"{key.name}.engine"
@@ -447,7 +454,7 @@ def build_engine(
                 console.print(f"converting {onnx_path.name} to fp16 for a strongly typed build")
                 convert_file_to_fp16(onnx_path, parse_path)
             data = _build_serialized(trt, plan, parse_path, shapes, cache / key.timing_cache_name(),
-                                     workspace_mb, console, verbose, onnx_path.name)
+                                     workspace_mb, console, verbose, onnx_path.name, dla_core)
         seconds = time.perf_counter() - t0
         _atomic_write(engine_path, data)
         if meta is not None:
@@ -497,7 +504,7 @@ def engine_metadata(meta: ArtifactMetadata, key: EngineKey, plan: BuildPlan, sec
 
 
 def _build_serialized(trt, plan: BuildPlan, onnx_path: Path, shapes, timing_path: Path,
-                      workspace_mb, console, verbose: bool, display_name: str) -> bytes:
+                      workspace_mb, console, verbose: bool, display_name: str, dla_core: int | None = None) -> bytes:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     logger = _make_logger(trt, console, verbose)
@@ -510,6 +517,14 @@ def _build_serialized(trt, plan: BuildPlan, onnx_path: Path, shapes, timing_path
     config = builder.create_builder_config()
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    if dla_core is not None:
+        cores = int(getattr(builder, "num_DLA_cores", 0))
+        if not 0 <= dla_core < cores:
+            raise FerEdgeError(f"DLA core {dla_core} does not exist: this device has {cores} DLA core(s) "
+                               "(Orin Nano and desktop GPUs have none; AGX Orin and Orin NX have 2 or 1)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = int(dla_core)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     if workspace_mb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
 
