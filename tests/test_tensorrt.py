@@ -569,6 +569,23 @@ def test_cache_key_name_is_readable():
     assert _key().timing_cache_name() == "timing-nvidia-orin-sm87-trt10-3-0.cache"
 
 
+def test_onnx_hash_covers_external_weights(tmp_path):
+    m = tiny_classifier()
+    path = tmp_path / "ext.onnx"
+    onnx.save(m, str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    loaded = onnx.load(str(path), load_external_data=False)
+    before = tb.onnx_sha256(path, loaded)
+    assert before != tb.file_sha256(path)
+    data = tmp_path / "ext.onnx.data"
+    blob = bytearray(data.read_bytes())
+    blob[0] ^= 0xFF  # same graph file, different weights
+    data.write_bytes(bytes(blob))
+    assert tb.onnx_sha256(path, loaded) != before
+    inline = tmp_path / "inline.onnx"
+    fresh = tiny_classifier(inline)  # (onnx.save above moved m's weights out in place)
+    assert tb.onnx_sha256(inline, fresh) == tb.file_sha256(inline)
+
+
 def test_cache_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(tb.CACHE_ENV, raising=False)
     assert tb.default_cache_dir() == Path.home() / ".cache" / "fer-edge" / "engines"

@@ -153,6 +153,12 @@ class DeviceBuffer:
         check(self._rt.cudaMemcpyAsync(array.ctypes.data, self.ptr, array.nbytes, kind, stream._stream),
               "copying output from the GPU")
 
+    def __del__(self) -> None:  # a dropped backend must not leak GPU memory
+        try:
+            self.free()
+        except Exception:  # interpreter shutdown: the CUDA runtime may already be gone
+            pass
+
     def free(self) -> None:
         if self.ptr:
             check(self._rt.cudaFree(self.ptr), "freeing GPU memory")

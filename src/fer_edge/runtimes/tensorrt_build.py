@@ -144,6 +144,20 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def onnx_sha256(path: str | Path, model) -> str:
+    """sha256 of the ONNX file and of any external-data files its weights live in (sorted by name)."""
+    path = Path(path)
+    h = hashlib.sha256(file_sha256(path).encode())
+    locations = sorted({e.value for t in model.graph.initializer if t.data_location == 1  # EXTERNAL
+                        for e in t.external_data if e.key == "location"})
+    for loc in locations:
+        data = path.parent / loc
+        if not data.is_file():
+            raise FerEdgeError(f"{path.name} keeps weights in {loc}, which is not beside it")
+        h.update(loc.encode() + file_sha256(data).encode())
+    return file_sha256(path) if not locations else h.hexdigest()
+
+
 def count_qdq_nodes(model) -> int:
     """QuantizeLinear/DequantizeLinear nodes in the ONNX-domain graph (and its subgraphs)."""
     def walk(graph) -> int:
@@ -435,7 +449,7 @@ def build_engine(
     shapes = profile.shapes_for(onnx_inputs(model))
     key = EngineKey.make(gpu_name=gpu.name, compute_capability=gpu.compute_capability,
                          trt_version=trt.__version__, plan=plan, shapes=shapes,
-                         onnx_sha256=file_sha256(onnx_path), onnx_stem=onnx_path.stem, dla_core=dla_core)
+                         onnx_sha256=onnx_sha256(onnx_path, model), onnx_stem=onnx_path.stem, dla_core=dla_core)
     cache = default_cache_dir(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     engine_path = cache / f"{key.name}.engine"
