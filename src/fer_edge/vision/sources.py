@@ -105,13 +105,23 @@ class CaptureSource(FrameSource):
         self.kind, self.live = kind, live
         self._opener, self.retries, self.backoff_s = opener, int(retries), float(backoff_s)
         self.reconnects = 0
-        self.cap = opener()
+        self.cap = self._open()
         if self.cap is None or not self.cap.isOpened():
             raise FerEdgeError(self._open_error())
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else None
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.total = count if (count > 0 and not live) else None
+
+    def _open(self):
+        """Open quietly: a failure is reported as one FerEdgeError, not OpenCV's warning lines."""
+        logging = getattr(getattr(cv2, "utils", None), "logging", None)
+        previous = logging.setLogLevel(logging.LOG_LEVEL_ERROR) if logging is not None else None
+        try:
+            return self._opener()
+        finally:
+            if previous is not None:
+                logging.setLogLevel(previous)
 
     def _open_error(self) -> str:
         if self.kind == "camera":
@@ -148,7 +158,7 @@ class CaptureSource(FrameSource):
         self.cap.release()
         time.sleep(self.backoff_s * 2 ** (attempt - 1))
         self.reconnects += 1
-        cap = self._opener()
+        cap = self._open()
         self.cap = cap if cap is not None else _ClosedCapture()
 
     def close(self) -> None:
