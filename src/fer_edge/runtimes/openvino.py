@@ -1,0 +1,254 @@
+"""OpenVINO backend: IR (``.xml``/``.bin`` or their folder) and ONNX files, on CPU, GPU, NPU or AUTO.
+
+Precision: OpenVINO decides how fp32 layers run from ``INFERENCE_PRECISION_HINT``. On CPUs with bf16
+units (recent Xeon and EPYC) its default is bf16, which changes probabilities in the second or third
+decimal; ``precision="f32"`` keeps full fp32. :meth:`OpenVINOBackend.info` reports what was chosen.
+
+Thread safety: the compiled model is shared; each thread gets its own infer request (an infer request
+must not be used by two threads at once), and outputs are copied out of the request. One backend can
+therefore serve several threads. For throughput, use ``performance_hint="THROUGHPUT"`` and several
+threads (or one Model per thread).
+
+Static-shape devices (NPU): a dynamic batch dimension is fixed to ``batch`` (default 1) before
+compiling, and larger inputs run in chunks of that size.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+import openvino.properties as props
+import openvino.properties.hint as hints
+
+from ..errors import FerEdgeError
+from ..metadata import METADATA_KEY, ArtifactMetadata, read_sidecar
+from .base import Backend, BackendInfo, TensorInfo
+
+PRECISIONS = {"f32": ov.Type.f32, "fp32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16, "fp16": ov.Type.f16}
+# OPTIMIZATION_CAPABILITIES entry a device lists when it can run that precision
+_CAPABILITY = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+STATIC_SHAPE_DEVICES = ("NPU",)
+
+
+def resolve_device(device: str, available: list[str]) -> str:
+    """fer-edge device name -> OpenVINO device name, or a FerEdgeError listing what this machine has.
+
+    ``"auto"`` is the CPU when that is all there is (deterministic results), else OpenVINO's AUTO.
+    """
+    dev = device.strip()
+    upper = dev.upper()
+    if upper == "AUTO" and dev == "auto":
+        return "CPU" if available == ["CPU"] else "AUTO"
+    if upper.split(":")[0] in VIRTUAL_DEVICES:
+        return upper
+    if upper.startswith("CUDA"):
+        raise FerEdgeError(f"OpenVINO has no device {device!r} (CUDA is for onnxruntime/tensorrt/torch); "
+                           f"available here: {', '.join(available)}")
+    family = upper.split(".")[0]
+    if upper in available or (upper == family and any(d.split(".")[0] == family for d in available)):
+        return upper
+    raise FerEdgeError(f"OpenVINO device {device!r} is not available on this machine "
+                       f"(available: {', '.join(available) or 'none'}); use device='cpu' or 'AUTO'")
+
+
+def _shape(partial) -> list:
+    return [d.get_length() if d.is_static else -1 for d in partial]
+
+
+def _rt_text(model, path: list[str]) -> str | None:
+    if not model.has_rt_info(path):
+        return None
+    value = model.get_rt_info(path)
+    return value.astype(str) if hasattr(value, "astype") else str(value)
+
+
+def model_metadata(model) -> ArtifactMetadata | None:
+    """fer-edge metadata of an ``ov.Model``: rt_info ``fer_edge`` (IR), else the ONNX metadata_props
+    that OpenVINO's ONNX reader keeps under rt_info ``framework``."""
+    for path in ([METADATA_KEY], ["framework", METADATA_KEY]):
+        text = _rt_text(model, path)
+        if text:
+            return ArtifactMetadata.from_json(text)
+    return None
+
+
+def _model_file(path: Path) -> Path:
+    if path.is_dir():
+        xmls = sorted(path.glob("*.xml"))
+        if len(xmls) != 1:
+            found = ", ".join(x.name for x in xmls) or "none"
+            raise FerEdgeError(f"{path} must hold exactly one OpenVINO .xml model (found: {found}); pass the file")
+        return xmls[0]
+    if path.suffix.lower() not in (".xml", ".onnx"):
+        raise FerEdgeError(f"OpenVINO reads .xml (IR) or .onnx files, not {path.name!r}")
+    return path
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+    extra = "openvino"
+    devices = ("auto", "CPU", "GPU", "NPU", "AUTO")
+
+    def __init__(self, path: str | Path, device: str = "auto", *, precision: str | None = None,
+                 performance_hint: str | None = "LATENCY", threads: int | None = None,
+                 cache_dir: str | Path | None = None, batch: int = 1, **options: Any):
+        super().__init__(path, device, **options)
+        self.core = ov.Core()
+        self._ov_device = resolve_device(device, list(self.core.available_devices))
+        self.file = _model_file(self.path)
+        try:
+            self.model = self.core.read_model(str(self.file))
+        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
+            raise FerEdgeError(f"OpenVINO cannot read {self.file.name}: {_first_line(exc)}") from None
+        self._metadata = model_metadata(self.model)
+        self._chunk = self._fix_static_batch(batch)
+        self._requested_precision = precision
+        config = self._config(precision, performance_hint, threads, cache_dir)
+        try:
+            self.compiled = self.core.compile_model(self.model, self._ov_device, config)
+        except Exception as exc:
+            raise FerEdgeError(
+                f"OpenVINO cannot compile {self.file.name} for {self._ov_device}: {_first_line(exc)}"
+            ) from None
+        self._local = threading.local()
+        self._output_names = [o.get_any_name() for o in self.compiled.outputs]
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def _config(self, precision, performance_hint, threads, cache_dir) -> dict:
+        config: dict = {}
+        if precision is not None:
+            key = precision.lower()
+            if key not in PRECISIONS:
+                raise FerEdgeError(f"precision={precision!r}; OpenVINO takes one of f32, bf16, f16")
+            self._check_precision_supported(key.replace("fp", "f"))
+            config[hints.inference_precision] = PRECISIONS[key]
+        if performance_hint is not None:
+            mode = performance_hint.upper()
+            if mode not in PERFORMANCE_HINTS:
+                raise FerEdgeError(f"performance_hint={performance_hint!r}; use one of {', '.join(PERFORMANCE_HINTS)}")
+            config[hints.performance_mode] = getattr(hints.PerformanceMode, mode)
+        if threads:
+            if not self._ov_device.startswith("CPU"):
+                raise FerEdgeError(f"threads= applies to the CPU device only, not {self._ov_device}")
+            config[props.inference_num_threads] = int(threads)
+        if cache_dir is not None:
+            config[props.cache_dir] = str(cache_dir)
+        return config
+
+    def _check_precision_supported(self, precision: str) -> None:
+        if self._ov_device.split(":")[0] in VIRTUAL_DEVICES:
+            return  # AUTO/MULTI pick the device later; each applies the hint where it can
+        caps = list(self.core.get_property(self._ov_device, props.device.capabilities))
+        if _CAPABILITY[precision] not in caps:
+            can = ", ".join(k for k, v in _CAPABILITY.items() if v in caps)
+            raise FerEdgeError(f"{self._ov_device} cannot run precision={precision!r} (it supports: {can})")
+
+    def _fix_static_batch(self, batch: int) -> int | None:
+        """On static-shape devices, fix a dynamic batch to `batch`; return the chunk size (or None)."""
+        if self._ov_device.split(".")[0] not in STATIC_SHAPE_DEVICES:
+            return None
+        shapes = {}
+        for inp in self.model.inputs:
+            dims = list(inp.get_partial_shape())
+            if dims and not dims[0].is_static:
+                dims[0] = ov.Dimension(batch)
+            shape = ov.PartialShape(dims)
+            if not shape.is_static:
+                raise FerEdgeError(f"{self._ov_device} needs static shapes; {inp.get_any_name()} has {shape}")
+            shapes[inp.get_any_name()] = shape
+        if shapes:
+            self.model.reshape(shapes)
+        return batch
+
+    # --- describe -------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [TensorInfo(i.get_any_name(), _shape(i.get_partial_shape()), i.get_element_type().get_type_name())
+                for i in self.compiled.inputs]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [TensorInfo(o.get_any_name(), _shape(o.get_partial_shape()), o.get_element_type().get_type_name())
+                for o in self.compiled.outputs]
+
+    @property
+    def device(self) -> str:
+        return self._ov_device
+
+    def read_metadata(self) -> ArtifactMetadata | None:
+        if self._metadata is None:
+            return read_sidecar(self.file)
+        return ArtifactMetadata.from_dict(self._metadata.to_dict())  # a copy: callers may override fields
+
+    def inference_precision(self) -> str | None:
+        """The precision the compiled model runs fp32 layers in ("f32", "bf16", "f16"), if the device says."""
+        try:
+            return self.compiled.get_property(hints.inference_precision).get_type_name()
+        except Exception:  # virtual devices / plugins that do not report it
+            return None
+
+    def info(self) -> BackendInfo:
+        actual = self.inference_precision()
+        stored = self._metadata.precision if self._metadata else "fp32"
+        note = ""
+        if actual in ("bf16", "f16") and stored in ("fp32", "mixed"):
+            chosen = "as requested" if self._requested_precision else "OpenVINO's default here"
+            note = (f"OpenVINO runs fp32 layers in {actual} on this {self._ov_device} ({chosen}); "
+                    f"pass precision='f32' for full fp32 results")
+        details = {"file": self.file.name, "inference_precision": actual,
+                   "performance_hint": str(self._property(hints.performance_mode)),
+                   "optimal_infer_requests": self._property(props.optimal_number_of_infer_requests)}
+        if self._ov_device.startswith("CPU"):
+            details["threads"] = self._property(props.inference_num_threads)
+            details["device_name"] = self.core.get_property("CPU", props.device.full_name)
+        return BackendInfo(self.name, self._ov_device, ov.get_version(), precision_note=note, details=details)
+
+    def _property(self, key):
+        try:
+            return self.compiled.get_property(key)
+        except Exception:
+            return None
+
+    # --- run ------------------------------------------------------------------------------------
+    def _request(self):
+        req = getattr(self._local, "request", None)
+        if req is None:
+            req = self._local.request = self.compiled.create_infer_request()
+        return req
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._chunk is None:
+            return self._infer(feeds)
+        n = len(next(iter(feeds.values())))
+        parts = []
+        for start in range(0, n, self._chunk):
+            chunk = {k: _pad_batch(v[start:start + self._chunk], self._chunk) for k, v in feeds.items()}
+            m = min(self._chunk, n - start)
+            parts.append({k: v[:m] for k, v in self._infer(chunk).items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in self._output_names}
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            result = self._request().infer(feeds, share_inputs=False, share_outputs=False)
+        except Exception as exc:
+            raise FerEdgeError(f"OpenVINO inference failed on {self._ov_device}: {_first_line(exc)}") from None
+        return {name: np.array(result[out]) for name, out in zip(self._output_names, self.compiled.outputs)}
+
+
+def _pad_batch(x: np.ndarray, size: int) -> np.ndarray:
+    if len(x) == size:
+        return x
+    pad = np.zeros((size - len(x), *x.shape[1:]), x.dtype)
+    return np.concatenate([x, pad])
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # OpenVINO's messages start with C++ source locations; the last line is the useful one
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
+    return (useful or lines or [type(exc).__name__])[-1][:300]
