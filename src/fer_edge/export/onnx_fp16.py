@@ -148,13 +148,12 @@ def convert_to_fp16(model, keep_ops: tuple[str, ...] = ()):
         return cast_cache[key]
 
     for node in g.node:
+        if node.op_type == "Cast":
+            continue  # a Cast accepts either type
         for i, name in enumerate(node.input):
             if not name or etype.get(name) != FLOAT:
                 continue
-            have16 = name in to_fp16
-            need32 = wants_fp32(node, i) if node.op_type != "Cast" else False
-            if node.op_type == "Cast":
-                continue  # a Cast accepts either type
+            have16, need32 = name in to_fp16, wants_fp32(node, i)
             if have16 and need32:
                 node.input[i] = cast(name, FLOAT)
             elif not have16 and not need32:
