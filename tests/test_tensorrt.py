@@ -523,6 +523,20 @@ def test_int8_without_qdq_is_refused_before_tensorrt_is_needed(tiny_onnx, tmp_pa
         tb.build_engine(tiny_onnx, "int8", cache_dir=tmp_path)
 
 
+def test_asymmetric_qdq_is_refused_with_the_right_file_named(tmp_path, monkeypatch):
+    assert tb.asymmetric_qdq(tiny_classifier(qdq=True)) == []
+    m = tiny_classifier(qdq=True)
+    z = next(i for i in m.graph.initializer if i.name == "z")
+    z.CopyFrom(numpy_helper.from_array(np.array(128, np.uint8), "z"))  # ONNX Runtime's uint8 activations
+    m.graph.node[0].name = "q_in"
+    assert tb.asymmetric_qdq(m) == ["q_in", "dq"]
+    path = tmp_path / "ort_int8.onnx"
+    onnx.save(m, str(path))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(FerEdgeError, match=r"uint8 or non-zero zero points \(e\.g\. q_in\).*_int8_tensorrt_qdq\.onnx"):
+        tb.build_engine(path, "int8", cache_dir=tmp_path)
+
+
 def test_qdq_graph_must_be_built_as_int8(tmp_path):
     with pytest.raises(FerEdgeError, match="--precision int8"):
         tb.check_precision_for_graph("fp16", 4, "q.onnx")

@@ -175,6 +175,27 @@ def count_qdq_nodes(model) -> int:
     return walk(model.graph)
 
 
+def asymmetric_qdq(model) -> list[str]:
+    """Names of Q/DQ nodes TensorRT cannot build: a uint8 or non-zero zero point (ONNX Runtime's graph).
+
+    TensorRT's explicit quantization is symmetric int8 only; fer-edge writes that graph separately
+    (``*_int8_tensorrt_qdq.onnx``). Zero points stored outside the file are not inspected.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    bad = []
+    for node in model.graph.node:
+        if node.op_type not in QDQ_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        zp = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zp is None or zp.data_location == TensorProto.EXTERNAL:
+            continue
+        if zp.data_type == TensorProto.UINT8 or numpy_helper.to_array(zp).any():
+            bad.append(node.name or node.output[0])
+    return bad
+
+
 def onnx_metadata(model) -> ArtifactMetadata | None:
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
@@ -438,6 +459,14 @@ def build_engine(
 
     n_qdq = count_qdq_nodes(model)
     check_precision_for_graph(precision, n_qdq, onnx_path.name)
+    if n_qdq:
+        bad = asymmetric_qdq(model)
+        if bad:
+            raise FerEdgeError(
+                f"{onnx_path.name} has {len(bad)} Q/DQ nodes with uint8 or non-zero zero points (e.g. {bad[0]}): "
+                "that is the ONNX Runtime int8 graph; TensorRT needs symmetric int8, the *_int8_tensorrt_qdq.onnx "
+                "that `fer-edge export --int8` writes"
+            )
     if dla_core is not None and precision == "fp32":
         raise FerEdgeError("DLA runs fp16 or int8 only: use --precision fp16 (or int8 with a Q/DQ ONNX)")
 
