@@ -276,7 +276,7 @@ def test_load_backbones_reports_counts(backbone_files, ir_file):
     assert [r.name for r in reports] == ["ir50", "mobilefacenet"]
     assert reports[0].matched == reports[0].expected == 292  # 304 ir_back entries minus the unused output layer
     assert reports[0].skipped_unused == 12 and reports[0].unmatched == []
-    assert reports[1].matched == reports[1].expected and reports[1].skipped_unused == 12
+    assert reports[1].matched == reports[1].expected == 321 and reports[1].skipped_unused == 12
     assert "loaded 292/292" in lines[0] and ("renamed" in lines[0]) == (ir_file == "ir50_v1.pth")
     assert torch.equal(model.ir_back.body3[13].res_layer[1].weight, official["ir_back.body3.13.res_layer.1.weight"])
     assert torch.equal(model.face_landback.conv_6_sep.bn.running_var, official["face_landback.conv_6_sep.bn.running_var"])
