@@ -23,6 +23,7 @@ The API, in use order:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import warnings
@@ -275,15 +276,31 @@ def _overwrite(x: torch.Tensor, prompt: torch.Tensor, start: int) -> torch.Tenso
     return torch.cat([x[:, :start], p, x[:, start + n:]], dim=1)
 
 
+@contextlib.contextmanager
+def plain_attention():
+    """Disable nn.MultiheadAttention's fused inference kernel, which has no ONNX symbolic."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
 def run_blocks(transformer: nn.Module, x: torch.Tensor, *, attn_mask: torch.Tensor | None = None,
                deep_prompts: Sequence[torch.Tensor] | None = None, prompt_start: int = 1) -> torch.Tensor:
     """Run an open_clip ``Transformer`` on batch-first x; before block i (i = 1..len(deep_prompts))
-    overwrite positions ``prompt_start..`` with ``deep_prompts[i-1]`` (MaPLe/CEPrompt-style deep prompts)."""
+    overwrite positions ``prompt_start..`` with ``deep_prompts[i-1]`` (MaPLe/CEPrompt-style deep prompts).
+
+    While the TorchScript tracer runs (ONNX export, even under ``no_grad``) attention takes the plain
+    path, so every exporter gets an exportable graph without knowing about the fused kernel.
+    """
     deep_prompts = list(deep_prompts or ())
-    for i, block in enumerate(transformer.resblocks):
-        if 1 <= i <= len(deep_prompts):
-            x = _overwrite(x, deep_prompts[i - 1], prompt_start)
-        x = block(x, attn_mask=attn_mask)
+    with plain_attention() if torch.jit.is_tracing() else contextlib.nullcontext():
+        for i, block in enumerate(transformer.resblocks):
+            if 1 <= i <= len(deep_prompts):
+                x = _overwrite(x, deep_prompts[i - 1], prompt_start)
+            x = block(x, attn_mask=attn_mask)
     return x
 
 
