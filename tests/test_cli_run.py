@@ -111,3 +111,29 @@ def test_show_without_a_display(monkeypatch, capsys, tmp_path):
     js = tmp_path / "a.jsonl"
     assert main(["run", "--source", str(ASTRONAUT), "--show", "--json", str(js)]) == 0
     assert "--show ignored" in capsys.readouterr().err and len(_records(js)) == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child differs on Windows")
+def test_ctrl_c_finishes_outputs_cleanly(tmp_path, sample_video):
+    import signal
+    import time
+
+    out, js = tmp_path / "part.avi", tmp_path / "part.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_edge.cli.main", "run", "--source", str(sample_video),
+                             "--output", str(out), "--json", str(js)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (not js.exists() or len(js.read_text().splitlines()) < 2):
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped" in err and str(out) in err
+    written = len(_records(js))
+    assert 2 <= written < 105
+    cap = cv2.VideoCapture(str(out))
+    # the video was closed properly (Ctrl-C may land between a frame's JSON line and its video frame)
+    assert written - 1 <= int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) <= written
