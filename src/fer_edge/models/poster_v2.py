@@ -606,7 +606,7 @@ def _input_spec() -> InputSpec:
 
 _COMMON = dict(
     family="poster_v2",
-    licence="MIT (code and released weights, Talented-Q/POSTER_V2); the training datasets have their own terms",
+    licence="MIT",  # Talented-Q/POSTER_V2 (code and released weights); the training datasets have their own terms
     paper="Mao et al., POSTER V2: A simpler and stronger facial expression recognition network, arXiv:2301.12149",
     checkpoint_filter="checkpoint_filter_fn",
 )
