@@ -1,6 +1,8 @@
 """Helpers shared by test_ceprompt.py and test_ua_fer.py (golden loading, ONNX parity, official names)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -33,9 +35,11 @@ def onnx_parity(module, path, output_names, batches=(1, 3), size=224) -> float:
     import onnxruntime as ort
 
     x = torch.randn(2, 3, size, size)
-    torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"],
-                      output_names=list(output_names),
-                      dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
+    with warnings.catch_warnings():  # tracer warnings about shape checks inside nn.MultiheadAttention
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=list(output_names),
+                          dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
