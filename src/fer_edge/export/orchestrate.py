@@ -36,6 +36,7 @@ class ExportOptions:
     output: str | None = None
     opset: int = 17
     quantizer: str = "onnxruntime"
+    parity_faces: int = PARITY_FACES
     command: str = ""
     log: Callable[[str], None] = field(default=lambda msg: None)
 
@@ -133,12 +134,12 @@ def _faces(spec, what, meta, *, limit, labels=False):
 def _parity_faces(opts: ExportOptions, meta, calib, val):
     """Real faces for the parity checks: --verify-data, else the calibration or validation faces."""
     if opts.verify_data:
-        return _faces(opts.verify_data, "parity", meta, limit=PARITY_FACES)
+        return _faces(opts.verify_data, "parity", meta, limit=opts.parity_faces)
     for faces in (calib, val):
         if faces is not None and len(faces) >= 2:
-            return faces.subset(PARITY_FACES, seed=1)
+            return faces.subset(opts.parity_faces, seed=1)
     if opts.calib_data or opts.val_data:
-        return _faces(opts.calib_data or opts.val_data, "parity", meta, limit=PARITY_FACES)
+        return _faces(opts.calib_data or opts.val_data, "parity", meta, limit=opts.parity_faces)
     raise FerEdgeError(
         "the parity check of the export needs real faces: pass --verify-data (a folder of photos, an npz of "
         "aligned faces, or a dataset spec such as fer2013:public_test), or --calib-data/--val-data"

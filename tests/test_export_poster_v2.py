@@ -1,0 +1,61 @@
+"""`fer-edge export --method poster_v2 --weights <golden-filled checkpoint> --int8 --calib-data <photos>`:
+every artifact is made, FP32 ONNX/OpenVINO match PyTorch, every INT8 artifact loads and has its report."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def poster_checkpoint(reference_dir, fill_module, tmp_path_factory):
+    """The authors' checkpoint layout ({'state_dict': module.-prefixed}) filled by fill.py from keys.tsv."""
+    pv2 = pytest.importorskip("fer_edge.models.poster_v2")
+    keys = fill_module.read_keys(reference_dir / "poster_v2" / "keys.tsv")
+    sd = {k: torch.from_numpy(v) for k, v in fill_module.fill_state_dict(
+        [(n, s) for n, s in keys if not n.endswith("relative_position_index")]).items()}
+    for k, ws in (("attn1", 28), ("attn2", 14), ("attn3", 7)):
+        sd[f"{k}.relative_position_index"] = pv2.relative_position_index(ws)
+    path = tmp_path_factory.mktemp("poster") / "rafdb_best.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def poster_bundle(poster_checkpoint, shared_data, tmp_path_factory):
+    from fer_edge.export.orchestrate import ExportOptions, run_export
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("poster_export")
+    # calibration photos go through the runtime's detector and aligner; 4 faces keep this test short
+    return run_export(ExportOptions(method="poster_v2", weights=str(poster_checkpoint), int8=True,
+                                    calib_data=str(shared_data / "faces"), calib_size=4, parity_faces=3,
+                                    output=str(out)))
+
+
+@pytest.mark.slow
+def test_poster_v2_export_all_artifacts(poster_bundle):
+    import fer_edge
+
+    files = {a["file"]: a for a in poster_bundle.artifacts}
+    expected = ["poster_v2.onnx", "poster_v2_fp32.xml", "poster_v2_fp16.xml", "poster_v2_int8_onnxruntime.onnx",
+                "poster_v2_int8_tensorrt_qdq.onnx", "poster_v2_int8_openvino.xml"]
+    assert sorted(files) == sorted(expected)
+    # FP32 ONNX and both IRs matched PyTorch on real faces (check_parity raises otherwise)
+    parity = {p["artifact"]: p for p in poster_bundle.parity}
+    assert parity["poster_v2.onnx"]["ok"] and parity["poster_v2.onnx"]["max_abs_diff"] < 1e-3
+    assert parity["poster_v2_fp32.xml"]["ok"] and parity["poster_v2_fp16.xml"]["ok"]
+    for target in ("onnxruntime", "tensorrt", "openvino"):
+        rep = json.loads((poster_bundle.folder / "reports" / f"int8_{target}.json").read_text())
+        assert (poster_bundle.folder / "reports" / f"int8_{target}.md").is_file()
+        model = fer_edge.load(str(poster_bundle.folder / rep["artifact"]))
+        assert model.metadata.precision == "int8" and model.metadata.method == "poster_v2"
+        pred = model.predict(np.full((2, 224, 224, 3), 128, np.uint8))
+        assert pred.probs.shape == (2, 7) and np.isfinite(pred.probs).all()
+        assert 0.0 <= rep["top1_agreement"] <= 100.0 and rep["size_bytes"]["int8"] < rep["size_bytes"]["fp32"]
+    assert (poster_bundle.folder / "README.md").read_text().count("poster_v2") >= 3
