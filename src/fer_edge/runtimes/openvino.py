@@ -9,8 +9,9 @@ must not be used by two threads at once), and outputs are copied out of the requ
 therefore serve several threads. For throughput, use ``performance_hint="THROUGHPUT"`` and several
 threads (or one Model per thread).
 
-Static-shape devices (NPU): a dynamic batch dimension is fixed to ``batch`` (default 1) before
-compiling, and larger inputs run in chunks of that size.
+Static shapes: NPUs compile static shapes only, so there a dynamic batch dimension is fixed to
+``static_batch`` (default 1) before compiling and inputs run in chunks of that size, the last one
+zero-padded. ``static_batch=N`` does the same on any device.
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ def resolve_device(device: str, available: list[str]) -> str:
     if upper.split(":")[0] in VIRTUAL_DEVICES:
         return upper
     if upper.startswith("CUDA"):
-        raise FerEdgeError(f"OpenVINO has no device {device!r} (CUDA is for onnxruntime/tensorrt/torch); "
-                           f"available here: {', '.join(available)}")
+        raise FerEdgeError(f"OpenVINO has no device {device!r}: CUDA is for the onnxruntime, tensorrt and torch "
+                           f"backends (available: {', '.join(available)})")
     family = upper.split(".")[0]
     if upper in available or (upper == family and any(d.split(".")[0] == family for d in available)):
         return upper
@@ -58,6 +59,17 @@ def resolve_device(device: str, available: list[str]) -> str:
 
 def _shape(partial) -> list:
     return [d.get_length() if d.is_static else -1 for d in partial]
+
+
+def _static_batch(model) -> int | None:
+    """The batch size of a graph whose inputs all have a fixed batch (dim 0), else None."""
+    sizes = set()
+    for inp in model.inputs:
+        shape = inp.get_partial_shape()
+        if shape.rank.is_dynamic or len(shape) == 0 or not shape[0].is_static:
+            return None
+        sizes.add(shape[0].get_length())
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _rt_text(model, path: list[str]) -> str | None:
@@ -96,7 +108,8 @@ class OpenVINOBackend(Backend):
 
     def __init__(self, path: str | Path, device: str = "auto", *, precision: str | None = None,
                  performance_hint: str | None = "LATENCY", threads: int | None = None,
-                 cache_dir: str | Path | None = None, batch: int = 1, **options: Any):
+                 cache_dir: str | Path | None = None, static_batch: int | None = None,
+                 **options: Any):
         super().__init__(path, device, **options)
         self.core = ov.Core()
         self._ov_device = resolve_device(device, list(self.core.available_devices))
@@ -106,7 +119,9 @@ class OpenVINOBackend(Backend):
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
             raise FerEdgeError(f"OpenVINO cannot read {self.file.name}: {_first_line(exc)}") from None
         self._metadata = model_metadata(self.model)
-        self._chunk = self._fix_static_batch(batch)
+        if static_batch is None and self._ov_device.split(".")[0] in STATIC_SHAPE_DEVICES:
+            static_batch = 1
+        self._chunk = self._fix_static_batch(int(static_batch)) if static_batch else _static_batch(self.model)
         self._requested_precision = precision
         config = self._config(precision, performance_hint, threads, cache_dir)
         try:
@@ -143,15 +158,15 @@ class OpenVINOBackend(Backend):
     def _check_precision_supported(self, precision: str) -> None:
         if self._ov_device.split(":")[0] in VIRTUAL_DEVICES:
             return  # AUTO/MULTI pick the device later; each applies the hint where it can
-        caps = list(self.core.get_property(self._ov_device, props.device.capabilities))
+        caps = self._capabilities(self._ov_device)
         if _CAPABILITY[precision] not in caps:
             can = ", ".join(k for k, v in _CAPABILITY.items() if v in caps)
             raise FerEdgeError(f"{self._ov_device} cannot run precision={precision!r} (it supports: {can})")
 
-    def _fix_static_batch(self, batch: int) -> int | None:
-        """On static-shape devices, fix a dynamic batch to `batch`; return the chunk size (or None)."""
-        if self._ov_device.split(".")[0] not in STATIC_SHAPE_DEVICES:
-            return None
+    def _fix_static_batch(self, batch: int) -> int:
+        """Fix a dynamic batch dimension to `batch` (static-shape devices); return the chunk size."""
+        if batch < 1:
+            raise FerEdgeError(f"static_batch must be >= 1, got {batch}")
         shapes = {}
         for inp in self.model.inputs:
             dims = list(inp.get_partial_shape())
@@ -168,8 +183,14 @@ class OpenVINOBackend(Backend):
     # --- describe -------------------------------------------------------------------------------
     @property
     def inputs(self) -> list[TensorInfo]:
-        return [TensorInfo(i.get_any_name(), _shape(i.get_partial_shape()), i.get_element_type().get_type_name())
-                for i in self.compiled.inputs]
+        """Input tensors; the batch is free even for a static graph, since `run` feeds it in chunks."""
+        out = []
+        for i in self.compiled.inputs:
+            shape = _shape(i.get_partial_shape())
+            if self._chunk and shape:
+                shape[0] = -1
+            out.append(TensorInfo(i.get_any_name(), shape, i.get_element_type().get_type_name()))
+        return out
 
     @property
     def outputs(self) -> list[TensorInfo]:
@@ -194,19 +215,38 @@ class OpenVINOBackend(Backend):
 
     def info(self) -> BackendInfo:
         actual = self.inference_precision()
-        stored = self._metadata.precision if self._metadata else "fp32"
-        note = ""
-        if actual in ("bf16", "f16") and stored in ("fp32", "mixed"):
-            chosen = "as requested" if self._requested_precision else "OpenVINO's default here"
-            note = (f"OpenVINO runs fp32 layers in {actual} on this {self._ov_device} ({chosen}); "
-                    f"pass precision='f32' for full fp32 results")
-        details = {"file": self.file.name, "inference_precision": actual,
-                   "performance_hint": str(self._property(hints.performance_mode)),
+        executing = self._property(props.execution_devices) or [self._ov_device]
+        details = {"file": self.file.name, "inference_precision": actual, "execution_devices": list(executing),
+                   "performance_hint": _enum_name(self._property(hints.performance_mode)),
                    "optimal_infer_requests": self._property(props.optimal_number_of_infer_requests)}
         if self._ov_device.startswith("CPU"):
             details["threads"] = self._property(props.inference_num_threads)
             details["device_name"] = self.core.get_property("CPU", props.device.full_name)
-        return BackendInfo(self.name, self._ov_device, ov.get_version(), precision_note=note, details=details)
+        return BackendInfo(self.name, self._ov_device, ov.get_version(),
+                           precision_note=self._precision_note(actual, executing), details=details)
+
+    def _precision_note(self, actual: str | None, executing: list[str]) -> str:
+        """Say when fp32 layers run at lower precision, so results and benchmarks are not misread."""
+        stored = self._metadata.precision if self._metadata else "fp32"
+        if stored not in ("fp32", "mixed"):
+            return ""
+        if actual in ("bf16", "f16"):
+            chosen = "as requested" if self._requested_precision else "OpenVINO's default here"
+            return (f"OpenVINO runs fp32 layers in {actual} on this {self._ov_device} ({chosen}); "
+                    f"pass precision='f32' for full fp32 results")
+        if actual is None and self._requested_precision is None:
+            # Virtual devices (AUTO, MULTI) do not report it: say what the devices they use can do.
+            reduced = [d for d in executing if {"BF16", "FP16"} & set(self._capabilities(d))]
+            if reduced:
+                return (f"OpenVINO {self._ov_device} runs on {', '.join(executing)}, which may run fp32 layers "
+                        f"in bf16/f16; pass precision='f32' for full fp32 results")
+        return ""
+
+    def _capabilities(self, device: str) -> list[str]:
+        try:
+            return list(self.core.get_property(device, props.device.capabilities))
+        except Exception:
+            return []
 
     def _property(self, key):
         try:
@@ -245,6 +285,10 @@ def _pad_batch(x: np.ndarray, size: int) -> np.ndarray:
         return x
     pad = np.zeros((size - len(x), *x.shape[1:]), x.dtype)
     return np.concatenate([x, pad])
+
+
+def _enum_name(value) -> str | None:
+    return None if value is None else getattr(value, "name", str(value))
 
 
 def _first_line(exc: Exception) -> str:
