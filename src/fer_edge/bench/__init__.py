@@ -1,0 +1,1 @@
+"""`fer-edge bench`: latency, throughput and accuracy of artifacts across backends, with the machine recorded."""
