@@ -70,3 +70,9 @@ def test_softmax_and_evidential_by_hand():
     np.testing.assert_allclose(u, [0.6], rtol=1e-6)  # K / S = 3 / 5
     with pytest.raises(FerEdgeError):
         to_probabilities(np.zeros((2, 3)), "features")
+
+
+def test_preprocess_accepts_a_stack_of_gray_crops():
+    spec = InputSpec(size=(8, 8), color="GRAY", mean=(0.5,), std=(0.5,))
+    x = preprocess_images(np.zeros((5, 48, 48), np.uint8), spec)
+    assert x.shape == (5, 1, 8, 8)

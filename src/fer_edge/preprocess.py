@@ -23,12 +23,15 @@ _INTERP = {
 
 
 def as_image_list(images) -> list[np.ndarray]:
-    """Accept a list of HxWx3 / HxW uint8 crops, an NHWC uint8 array, or one HxWx3 image."""
+    """Accept a list of HxWx3 / HxW uint8 crops, an NHWC uint8 array, an (N, H, W) stack of gray
+    crops, or one HxWx3 image."""
     if isinstance(images, np.ndarray):
         if images.ndim == 4:
             return list(images)
         if images.ndim == 3 and images.shape[-1] in (1, 3):
             return [images]
+        if images.ndim == 3:
+            return list(images)  # (N, H, W) gray crops, e.g. FER2013's 48x48 faces
         if images.ndim == 2:
             return [images]
         raise FerEdgeError(

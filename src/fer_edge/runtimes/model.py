@@ -54,9 +54,11 @@ class Model:
     """An artifact on a backend, with its metadata-driven pre- and postprocessing.
 
     Thread safety: `predict` and `run` may be called from several threads on one Model. ONNX Runtime
-    sessions are thread-safe; backends whose engines are not (OpenVINO infer requests, TensorRT
-    execution contexts) serialise calls with their own lock or keep per-thread state, so sharing one
-    Model is correct. For throughput on many cores, use one Model per thread.
+    sessions are thread-safe; OpenVINO keeps one infer request per thread; TensorRT serialises calls
+    on its one execution context with a lock; the PyTorch backend runs an eval-mode module under
+    ``inference_mode``, which keeps no state between calls (its ``threads=`` option is process-wide).
+    Sharing one Model is therefore correct everywhere; for throughput on many cores, use one Model
+    per thread (or batch the faces).
     """
 
     def __init__(self, backend: Backend, metadata: ArtifactMetadata):
