@@ -1,0 +1,98 @@
+"""`fer-edge train`: train a registered method with its authors' recipe (shared trainer, any data set)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DATASETS = ("rafdb", "affectnet7", "affectnet8", "caer-s", "ferplus", "fer2013", "imagefolder")
+
+
+def parse_model_args(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs (values as Python literals: 64, (1,1,1), True) -> constructor kwargs."""
+    import ast
+
+    from ..errors import FerEdgeError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FerEdgeError(f"--model-arg takes KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _existing_file(path: Optional[Path], flag: str) -> Optional[str]:
+    from ..errors import FerEdgeError
+
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FerEdgeError(f"{flag} {path}: file not found; give the authors' pretrained file (see the method's docs)")
+    return str(path)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        method: str = typer.Option(..., help="registered method, e.g. poster_v2"),
+        dataset: str = typer.Option(..., help="data set: " + ", ".join(DATASETS)),
+        data_path: Path = typer.Option(..., help="root folder (or file) of the data set"),
+        output: Path = typer.Option(Path("runs/train"), help="folder for checkpoints, log.json and plots"),
+        epochs: Optional[int] = typer.Option(None, help="default: the recipe's (POSTER V2: 200)"),
+        batch_size: Optional[int] = typer.Option(None, help="global batch size (default: the recipe's; POSTER V2: 144)"),
+        lr: Optional[float] = typer.Option(None, help="learning rate (default: the recipe's per data set)"),
+        amp: str = typer.Option("auto", help="mixed precision: auto (fp16 on GPU, off on CPU), fp16, bf16, off"),
+        resume: bool = typer.Option(False, help="continue the run in --output from its last epoch"),
+        val_fraction: float = typer.Option(0.1, help="share of the training data held out for model selection"),
+        select_on: str = typer.Option("validation", help="pick the best epoch on validation, or on test as the authors did"),
+        select_metric: str = typer.Option("accuracy", help="accuracy (top-1/WAR) or uar"),
+        limit: Optional[int] = typer.Option(None, help="at most N samples per split (quick runs)"),
+        workers: int = typer.Option(4, help="data-loading worker processes"),
+        seed: int = typer.Option(0),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: the GPU if there is one)"),
+        threads: Optional[int] = typer.Option(None, help="CPU threads for PyTorch"),
+        ir50: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' ir50.pth"),
+        mobilefacenet: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' mobilefacenet_model_best.pth.tar"),
+        model_arg: Optional[list[str]] = typer.Option(None, help="constructor argument KEY=VALUE (repeatable), e.g. a reduced configuration"),
+        progress: bool = typer.Option(True, help="progress bars"),
+    ) -> None:
+        """Train with the method's recipe; multi-GPU: torchrun --nproc-per-node N -m fer_edge.cli.main train ..."""
+        from rich.console import Console
+
+        from ..errors import FerEdgeError, require
+
+        if dataset not in DATASETS:
+            raise FerEdgeError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        if not data_path.exists():
+            raise FerEdgeError(f"--data-path {data_path} does not exist")
+        options = {"ir50": _existing_file(ir50, "--ir50"), "mobilefacenet": _existing_file(mobilefacenet, "--mobilefacenet")}
+        if any(options.values()) and not method.startswith("poster_v2"):
+            raise FerEdgeError("--ir50/--mobilefacenet are POSTER V2's backbones; drop them for " + method)
+        require("torch", "train", "training")
+        require("torchvision", "train", "training")
+        import torch
+
+        from ..training import TrainConfig, Trainer
+
+        if threads:
+            torch.set_num_threads(threads)
+        console = Console(stderr=True)
+        cfg = TrainConfig(method=method, dataset=dataset, data_path=data_path, output=output, epochs=epochs,
+                          batch_size=batch_size, lr=lr, amp=amp, resume=resume, val_fraction=val_fraction,
+                          select_on=select_on, select_metric=select_metric, limit=limit, workers=workers,
+                          seed=seed, device=device, model_kwargs=parse_model_args(model_arg),
+                          options={k: v for k, v in options.items() if v}, progress=progress,
+                          echo=lambda line: console.print(line, highlight=False, soft_wrap=True))
+        result = Trainer(cfg).fit()
+        best = result["best"]
+        if best:
+            parts = [f"{k} top-1 {100 * v['accuracy']:.2f}% UAR {100 * v['uar']:.2f}%"
+                     for k, v in best.items() if isinstance(v, dict)]
+            console.print(f"best epoch {best['epoch']} (selected on {best['selected_on']}): " + ", ".join(parts))
+        console.print(f"checkpoints and log.json in {result['output']}")
