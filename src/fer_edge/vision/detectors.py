@@ -1,7 +1,8 @@
 """Face detectors behind one small interface, chosen by name.
 
-``blazeface`` (default) is MediaPipe's short-range BlazeFace, shipped as ONNX and run on ONNX Runtime:
-fast on a CPU, and it gives six keypoints that alignment uses. ``haar`` is OpenCV's bundled frontal-face
+``blazeface`` is MediaPipe's short-range BlazeFace and ``blazeface_full`` its full-range sibling (same
+decoding, different input size and anchors: see ``BLAZEFACE_VARIANTS``), both shipped as ONNX and run
+on ONNX Runtime: fast on a CPU, and they give six keypoints that alignment uses. ``haar`` is OpenCV's bundled frontal-face
 cascade: no model file at all, keypoints estimated from the box. New detectors subclass
 :class:`FaceDetector` and register with :func:`register_detector`.
 """
@@ -136,15 +137,46 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, points: np.ndarra
 
 # --- BlazeFace -------------------------------------------------------------------------------------
 
-def blazeface_anchors() -> np.ndarray:
-    """Anchor centres (896, 2) of the short-range model, in [0, 1] of the 128x128 input.
+@dataclass(frozen=True)
+class BlazeFaceVariant:
+    """What differs between MediaPipe's BlazeFace models: file, input size, anchor grids, output names.
 
-    MediaPipe's SSD anchor settings for this model: strides 8, 16, 16, 16 on a 128 input, one aspect
-    ratio plus an interpolated scale, fixed anchor size. Same-stride layers share one grid, so this is
-    a 16x16 grid with 2 anchors per cell followed by an 8x8 grid with 6 anchors per cell.
+    ``grids`` lists (cells per side, anchors per cell) in output order; MediaPipe's SSD anchors have a
+    fixed size, so the anchor centres are all the decoder needs. ``tile_px``: for ``tile_rows="auto"``,
+    one row of tiles per this many pixels of the frame's short side (None: never tile).
     """
+
+    detector_name: str
+    file: str
+    input: int
+    grids: tuple[tuple[int, int], ...]
+    outputs: tuple[str, str]  # (box+keypoint regressors, face logits)
+    tile_px: int | None
+
+
+BLAZEFACE_VARIANTS = {
+    # strides 8, 16, 16, 16 on 128 px, one aspect ratio plus an interpolated scale: same-stride layers
+    # share one grid, so a 16x16 grid with 2 anchors per cell, then an 8x8 grid with 6.
+    "short": BlazeFaceVariant("blazeface", "blazeface.onnx", 128, ((16, 2), (8, 6)),
+                              ("regressors", "classificators"), tile_px=360),
+    # one stride-4 layer on 192 px, no interpolated scale: a 48x48 grid, 1 anchor per cell (2304 boxes,
+    # as the model's 1x48x48x16 regressor head says).
+    "full": BlazeFaceVariant("blazeface_full", "blazeface_full.onnx", 192, ((48, 1),),
+                             ("reshaped_regressor_face_4", "reshaped_classifier_face_4"), tile_px=None),
+}
+
+
+def _variant(variant: str) -> BlazeFaceVariant:
+    spec = BLAZEFACE_VARIANTS.get(variant)
+    if spec is None:
+        raise FerEdgeError(f"unknown BlazeFace variant {variant!r}; choose one of {', '.join(BLAZEFACE_VARIANTS)}")
+    return spec
+
+
+def blazeface_anchors(variant: str = "short") -> np.ndarray:
+    """Anchor centres (N, 2) of a BlazeFace variant, in [0, 1] of its square input (MediaPipe's SSD anchors)."""
     parts = []
-    for grid, per_cell in ((16, 2), (8, 6)):
+    for grid, per_cell in _variant(variant).grids:
         ys, xs = np.meshgrid((np.arange(grid) + 0.5) / grid, (np.arange(grid) + 0.5) / grid, indexing="ij")
         centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
         parts.append(np.repeat(centres, per_cell, axis=0))
@@ -163,24 +195,26 @@ def _onnx_session(path: Path, threads: int | None):
 
 @register_detector("blazeface")
 class BlazeFaceDetector(FaceDetector):
-    """MediaPipe BlazeFace (short range: faces within ~2 m of the camera, i.e. filling >~ 1/8 of the frame).
+    """MediaPipe BlazeFace. Short range (128 px input): faces within ~2 m of the camera, i.e. filling
+    >~ 1/8 of the frame. Full range (192 px input, finer anchors): faces up to ~5 m away.
 
     Args:
+        variant: ``"short"`` or ``"full"`` (default: the registered name's, ``blazeface`` = short).
         score_threshold: minimum face score (MediaPipe uses 0.5).
         iou_threshold: NMS overlap (MediaPipe uses 0.3).
         nms: ``"weighted"`` (MediaPipe's, steadier) or ``"hard"``.
         max_faces: keep at most this many faces (best first); None keeps all.
         tile_rows: also run on overlapping square tiles, this many rows of them ("auto": by frame
-            size, 0: whole frame only), to find small faces in large frames.
-        infer: optional callable NHWC float32 [-1, 1] (N, 128, 128, 3) -> (regressors, classificators),
+            size for the short model, none for the full one; 0: whole frame only), to find small faces
+            in large frames.
+        infer: optional callable NHWC float32 [-1, 1] (N, S, S, 3) -> (regressors, classificators),
             to run the same decoding on another engine (the conversion test runs the original TFLite).
         threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default).
     """
 
-    INPUT = 128
-    SCALE = 128.0  # raw regressor units per input size
+    VARIANT = "short"
 
-    def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3, nms: str = "weighted",
+    def __init__(self, variant: str | None = None, score_threshold: float = 0.5, iou_threshold: float = 0.3, nms: str = "weighted",
                  max_faces: int | None = None, tile_rows: int | str = "auto", infer: Callable | None = None,
                  threads: int | None = None, model_path: str | Path | None = None):
         if nms not in ("weighted", "hard"):
@@ -192,17 +226,21 @@ class BlazeFaceDetector(FaceDetector):
         if tile_rows != "auto" and (not str(tile_rows).isdigit()):
             raise FerEdgeError(f"tile_rows must be 'auto' or a whole number >= 0, got {tile_rows!r}")
         self.tile_rows = tile_rows
-        self.anchors = blazeface_anchors()
+        self.variant = variant or self.VARIANT
+        self.spec = _variant(self.variant)
+        self.name = self.spec.detector_name
+        self.INPUT = self.spec.input  # pixels of the square input; raw regressor outputs are in these units
+        self.anchors = blazeface_anchors(self.variant)
         if infer is None:
-            path = Path(model_path) if model_path else ASSETS / "blazeface.onnx"
+            path = Path(model_path) if model_path else ASSETS / self.spec.file
             if not path.is_file():
                 raise FerEdgeError(f"the BlazeFace model {path} is missing; reinstall fer-edge")
             session = _onnx_session(path, threads)
-            infer = lambda x: session.run(["regressors", "classificators"], {"input": x})  # noqa: E731
+            infer = lambda x: session.run(list(self.spec.outputs), {"input": x})  # noqa: E731
         self._infer = infer
 
     def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """Frame -> (1, 128, 128, 3) RGB in [-1, 1], keeping the aspect ratio (black bars), plus the mapping."""
+        """Frame -> (1, S, S, 3) RGB in [-1, 1] (S: the variant's input size), keeping the aspect ratio (black bars), plus the mapping."""
         h, w = frame.shape[:2]
         scale = self.INPUT / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -220,10 +258,10 @@ class BlazeFaceDetector(FaceDetector):
         scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
         keep = scores >= self.score_threshold
         raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
-        centre = raw[:, 0:2] / self.SCALE + anchors
-        half = raw[:, 2:4] / self.SCALE / 2
+        centre = raw[:, 0:2] / self.INPUT + anchors
+        half = raw[:, 2:4] / self.INPUT / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)
-        points = raw[:, 4:16].reshape(-1, 6, 2) / self.SCALE + anchors[:, None, :]
+        points = raw[:, 4:16].reshape(-1, 6, 2) / self.INPUT + anchors[:, None, :]
         return boxes, scores, points
 
     def tiles(self, h: int, w: int) -> list[tuple[int, int, int]]:
@@ -231,13 +269,14 @@ class BlazeFaceDetector(FaceDetector):
 
         The short-range model sees the frame at 128x128, so a face must span about 1/8 of the frame's
         long side to be found. Overlapping tiles (a quarter of their side) let it find the smaller faces
-        of a wide shot: ``tile_rows`` rows of tiles over the frame's short side ("auto": one per ~360 px
-        from 540 px up, so 1080p uses 3 rows, 15 tiles; on the sample video this finds the 70-120 px
-        faces of pedestrians that the whole-frame pass misses).
+        of a wide shot: ``tile_rows`` rows of tiles over the frame's short side ("auto", short model:
+        one per ~360 px from 540 px up, so 1080p uses 3 rows, 15 tiles; on the sample video this finds
+        the 70-120 px faces of pedestrians that the whole-frame pass misses; full model: no tiles).
         """
         rows = self.tile_rows
         if rows == "auto":
-            rows = int(round(min(h, w) / 360)) if min(h, w) >= 540 else 0
+            px = self.spec.tile_px
+            rows = int(round(min(h, w) / px)) if px and min(h, w) >= 1.5 * px else 0
         rows = int(rows)
         if rows < 2:
             return []
@@ -255,7 +294,7 @@ class BlazeFaceDetector(FaceDetector):
     def detect(self, frame: np.ndarray) -> list[Detection]:
         h, w = frame.shape[:2]
         tiles = self.tiles(h, w)
-        # Shrink once so each tile is ~128 px: resizing many large tiles one by one costs more than the model.
+        # Shrink once so each tile is about the model's input size: resizing many large tiles one by one costs more than the model.
         image, fx, fy = frame, 1.0, 1.0
         if tiles and tiles[0][2] > self.INPUT:
             k = self.INPUT / tiles[0][2]
@@ -299,6 +338,13 @@ class BlazeFaceDetector(FaceDetector):
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
         return [Detection(b, p, float(s)) for b, p, s in zip(boxes, points, scores)
                 if b[2] - b[0] > 1 and b[3] - b[1] > 1]
+
+
+@register_detector("blazeface_full")
+class BlazeFaceFullDetector(BlazeFaceDetector):
+    """MediaPipe BlazeFace full range by name: the same detector with ``variant="full"`` as its default."""
+
+    VARIANT = "full"
 
 
 # --- Haar cascade ----------------------------------------------------------------------------------
