@@ -62,10 +62,19 @@ class FaceSet:
                        f"{self.source} (random subset of {n}, seed {seed})", list(self.notes))
 
     def tensors(self, spec: InputSpec) -> np.ndarray:
-        """Model input (N, C, H, W) float32, through the runtime's own preprocessing."""
-        from ..preprocess import preprocess_images
+        """Model input, through the runtime's own preprocessing: (N, C, H, W) for image models,
+        (N, T, C, H, W) pseudo-clips for video models (see :meth:`clips`)."""
+        from ..preprocess import preprocess_clips, preprocess_images
 
+        if spec.layout == "NTCHW":
+            return preprocess_clips(self.clips(spec.frames), spec)
         return preprocess_images(self.images, spec)
+
+    def clips(self, frames: int) -> list[list[np.ndarray]]:
+        """One pseudo-clip per face: it and the next `frames - 1` faces (cyclic). Real faces in every
+        frame, so a video model's calibration sees real activation ranges; not real motion."""
+        n = len(self.images)
+        return [[self.images[(i + t) % n] for t in range(frames)] for i in range(n)]
 
     def relabel(self, model_labels: list[str]) -> "FaceSet":
         """Labels re-indexed to the model's output order by canonical name; faces whose class the

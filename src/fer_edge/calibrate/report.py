@@ -46,9 +46,14 @@ def evaluate(path: Path, faces: FaceSet, *, backend: str | None = None, referenc
 
     opts = full_precision(path, backend) if reference else {}
     model = fer_edge.load(str(path), device="cpu", backend=backend, **opts)
-    raws = [model.predict(faces.images[i:i + EVAL_BATCH]).raw for i in range(0, len(faces), EVAL_BATCH)]
+    video = model.metadata.input.layout == "NTCHW"
+    if video:  # pseudo-clips of real faces: agreement and logit differences only, no clip labels
+        clips = faces.clips(model.metadata.input.frames)
+        raws = [model.predict_clips(clips[i:i + 8]).raw for i in range(0, len(clips), 8)]
+    else:
+        raws = [model.predict(faces.images[i:i + EVAL_BATCH]).raw for i in range(0, len(faces), EVAL_BATCH)]
     logits = np.concatenate(raws).astype(np.float32)
-    metrics = _metrics(faces.labels, logits, model.labels) if faces.labelled else None
+    metrics = _metrics(faces.labels, logits, model.labels) if faces.labelled and not video else None
     backend_name = model.backend
     note = getattr(model.info(), "precision_note", "")
     return Evaluation(Path(path), backend_name + (f" ({note})" if note else ""), logits, metrics)

@@ -75,7 +75,8 @@ def _quantize_modelopt(fp32: Path, out: Path, calib: np.ndarray, input_name: str
     start = time.perf_counter()
     mo_quantize(onnx_path=str(fp32), quantize_mode="int8", calibration_data={input_name: calib},
                 output_path=str(out), nodes_to_exclude=exclude or None)
-    return time.perf_counter() - start, {"format": "QDQ (explicit quantization)", "quantizer": "nvidia-modelopt"}
+    return time.perf_counter() - start, {"format": "QDQ (explicit quantization)", "quantizer": "nvidia-modelopt",
+                                         "float_parts": "fp16 (ModelOpt's high_precision_dtype default)"}
 
 
 # --- the structural check ------------------------------------------------------------------------

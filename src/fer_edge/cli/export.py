@@ -61,4 +61,4 @@ def register(app: typer.Typer) -> None:
             out.print(f"  parity {p['artifact']}: max |diff| {p['max_abs_diff']:.2e} on {p['faces']} real faces")
         for r in bundle.int8_reports:
             drop = f"{r['top1_drop']:+.2f} points top-1" if r.get("top1_drop") is not None else "accuracy not measured"
-            out.print(f"  int8 {r['target']}: {drop}, agreement {r['top1_agreement']:.2f}%  -> reports/int8_{r['target']}.md")
+            out.print(f"  int8 {r['target']}: {drop}, agreement {r['top1_agreement']:.2f}%  -> reports/int8_{r['target']}.md", soft_wrap=True)

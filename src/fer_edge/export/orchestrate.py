@@ -68,8 +68,14 @@ def run_export(opts: ExportOptions) -> Bundle:
     bundle.data["parity"] = f"{parity_faces.source}: {len(parity_faces)} faces"
     x = parity_faces.tensors(meta.input)
 
-    from .verify import check_parity, torch_outputs
+    from .verify import check_folded, check_parity, torch_outputs
 
+    if src.full is not None:
+        folded = check_folded(src.full, src.module, meta, x)
+        if folded is None:
+            bundle.data["folded graph"] = "not compared here: the full model's forward returns another output"
+        else:
+            bundle.parity.append(folded)
     ref = torch_outputs(src.module, x, meta)
     opts.log(f"exporting {opts.method} to ONNX (opset {opts.opset})")
     onnx_path = export_onnx(src.module, meta, bundle.path(".onnx"), opset=opts.opset)

@@ -18,7 +18,8 @@ class ExportSource:
     method: str
     module: Any  # torch.nn.Module in eval mode: the deploy graph (image -> logits)
     metadata: ArtifactMetadata
-    weights: str  # human-readable: "embedded", a checkpoint path, or "random-init"
+    weights: str  # human-readable: "embedded", a checkpoint file name, or "random-init"
+    full: Any = None  # the full model when the deploy graph differs from it (text side folded)
 
 
 def load_source(method: str, weights: str | Path | None = None, *, random_init: bool = False,
@@ -65,4 +66,5 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
     deploy.eval()
     meta = cfg.metadata(source_sha256=sha)
     meta.extra = {**meta.extra, "weights": described}
-    return ExportSource(method=method, module=deploy, metadata=meta, weights=described)
+    return ExportSource(method=method, module=deploy, metadata=meta, weights=described,
+                        full=model if deploy is not model else None)

@@ -73,3 +73,21 @@ def check_parity(module, meta: ArtifactMetadata, artifact: str | Path, x: np.nda
             f"(atol {atol}, rtol {rtol}; batch-1 max |diff| {res_single['max_abs_diff']:.3g}); the export is wrong"
         )
     return result
+
+
+def check_folded(full, deploy, meta: ArtifactMetadata, x: np.ndarray, *, atol: float = 1e-4,
+                 rtol: float = 1e-4) -> dict[str, Any] | None:
+    """The deploy graph (text side folded into constants) against the full model, on real faces.
+
+    None when the full model's forward returns something else than the deploy graph's primary
+    output (then the model's own tests own that equality)."""
+    ref = torch_outputs(full, x, meta)
+    got = torch_outputs(deploy, x, meta)
+    if ref.shape != got.shape:
+        return None
+    res = {"artifact": "deploy graph (folded) vs full model", "backend": "torch", "faces": int(len(x)),
+           "precision": "fp32", "atol": atol, "rtol": rtol, **compare(ref, got, atol=atol, rtol=rtol)}
+    if not res["ok"]:
+        raise FerEdgeError(f"the folded deploy graph of {meta.method} differs from the full model on {len(x)} real "
+                           f"faces: max |diff| {res['max_abs_diff']:.3g} > {res['bound']:.3g}")
+    return res
