@@ -7,6 +7,12 @@ shares of one run) is the figure that transfers.
 
     python bench/pipeline_fps.py                                   # the sample video, default model
     python bench/pipeline_fps.py --video clip.mp4 --detector haar --model my.onnx --json result.json
+
+Several ``--detector`` options compare detectors in one run (same video, same process); ``NAME:ROWS``
+sets BlazeFace's tile rows for that entry. Faces found by the first entry are the reference: each other
+entry reports how many of them it also found (IoU > 0.3), besides its own count and its speed ratio.
+
+    python bench/pipeline_fps.py --detector blazeface --detector blazeface_full --detector blazeface_full:2
 """
 from __future__ import annotations
 
@@ -22,13 +28,89 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "facenet_pytorch_video.mp4"
 
 
+def _parse_detector(entry: str) -> tuple[str, dict]:
+    name, _, rows = entry.partition(":")
+    return name, ({"tile_rows": rows if rows == "auto" else int(rows)} if rows else {})
+
+
+def run_once(args, detector: str, options: dict) -> tuple[dict, list]:
+    """Time the pipeline with one detector over the video; also return each frame's face boxes."""
+    import cv2
+    import numpy as np
+
+    from fer_edge import Pipeline
+
+    pipe = Pipeline(model=args.model, detector=detector, backend=args.backend, device=args.device,
+                    detector_options=options)
+    cap = cv2.VideoCapture(str(args.video))
+    ok, frame = cap.read()
+    if not ok:
+        raise SystemExit(f"cannot read {args.video}")
+    h, w = frame.shape[:2]
+    for _ in range(args.warmup):
+        pipe(frame)
+    pipe.reset()
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    decode_s, boxes, n = 0.0, [], 0
+    start = time.perf_counter()
+    while not args.frames or n < args.frames:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        decode_s += time.perf_counter() - t0
+        if not ok:
+            break
+        boxes.append(np.array([f.box for f in pipe(frame)], np.float32).reshape(-1, 4))
+        n += 1
+    wall = time.perf_counter() - start
+    cap.release()
+
+    stages = pipe.timings.totals()
+    pipeline_s = sum(stages.values())
+    faces = sum(len(b) for b in boxes)
+    label = detector + (f":{options['tile_rows']}" if options else "")
+    result = {
+        "video": str(args.video), "frames": n, "resolution": f"{w}x{h}", "faces": faces,
+        "model": repr(pipe.model), "detector": label, "tile_rows": getattr(pipe.detector, "tile_rows", None),
+        "fps_end_to_end": n / wall, "fps_pipeline_only": n / pipeline_s,
+        "ms_per_frame": {k: 1000 * v / n for k, v in stages.items()},
+        "share": {k: v / pipeline_s for k, v in stages.items()},
+        "decode_ms_per_frame": 1000 * decode_s / n,
+    }
+    print(f"{n} frames {w}x{h}, {faces} faces ({faces / n:.1f}/frame), {pipe.model!r}, detector {label}")
+    print(f"end to end (decode + pipeline): {result['fps_end_to_end']:.2f} frames/s")
+    print(f"pipeline only:                  {result['fps_pipeline_only']:.2f} frames/s")
+    print(f"  {'decode':<13} {result['decode_ms_per_frame']:7.1f} ms/frame")
+    for k in stages:
+        print(f"  {k:<13} {result['ms_per_frame'][k]:7.1f} ms/frame  {100 * result['share'][k]:5.1f}% of the pipeline")
+    return result, boxes
+
+
+def compare(results: list[dict], boxes: list[list]) -> None:
+    """Each entry against the first: faces found, reference faces also found, detection and pipeline speed."""
+    from fer_edge.vision.detectors import iou_matrix
+
+    ref, ref_boxes = results[0], boxes[0]
+    ref_faces = max(ref["faces"], 1)
+    print(f"\ncompared with {ref['detector']} (same run; ratios > 1 mean faster / more):")
+    print(f"  {'detector':<20} {'faces':>6} {'of ref':>8} {'detect ms':>10} {'detect x':>9} {'fps x':>7}")
+    for res, bxs in zip(results, boxes):
+        found = sum(int((iou_matrix(r, b) > 0.3).any(axis=1).sum()) for r, b in zip(ref_boxes, bxs))
+        res["ref_faces_found"] = found
+        res["detect_speedup"] = ref["ms_per_frame"]["detect"] / res["ms_per_frame"]["detect"]
+        res["pipeline_speedup"] = res["fps_pipeline_only"] / ref["fps_pipeline_only"]
+        print(f"  {res['detector']:<20} {res['faces']:>6} {found / ref_faces:>8.0%} {res['ms_per_frame']['detect']:>10.1f} "
+              f"{res['detect_speedup']:>9.2f} {res['pipeline_speedup']:>7.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     ap.add_argument("--model", default="default")
     ap.add_argument("--backend", default=None)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--detector", default="blazeface")
+    ap.add_argument("--detector", action="append", help="detector name, NAME:ROWS for BlazeFace tile rows; "
+                    "repeat to compare (default: the pipeline's default detector)")
     ap.add_argument("--tile-rows", default=None, help="BlazeFace tiling rows ('auto', 0 = whole frame only)")
     ap.add_argument("--frames", type=int, default=0, help="frames to time (0 = the whole video)")
     ap.add_argument("--warmup", type=int, default=5)
@@ -38,60 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import numpy as np
 
-    from fer_edge import Pipeline
+    from fer_edge.pipeline import DEFAULT_DETECTOR
 
     if not args.video.is_file():
         print(f"video not found: {args.video}", file=sys.stderr)
         return 2
-    options = {}
-    if args.tile_rows is not None:
-        options["tile_rows"] = args.tile_rows if args.tile_rows == "auto" else int(args.tile_rows)
-    pipe = Pipeline(model=args.model, detector=args.detector, backend=args.backend, device=args.device,
-                    detector_options=options)
-    cap = cv2.VideoCapture(str(args.video))
-    ok, frame = cap.read()
-    if not ok:
-        print(f"cannot read {args.video}", file=sys.stderr)
-        return 2
-    h, w = frame.shape[:2]
-    for _ in range(args.warmup):
-        pipe(frame)
-    pipe.reset()
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-
-    decode_s, faces, n = 0.0, 0, 0
-    start = time.perf_counter()
-    while not args.frames or n < args.frames:
-        t0 = time.perf_counter()
-        ok, frame = cap.read()
-        decode_s += time.perf_counter() - t0
-        if not ok:
-            break
-        faces += len(pipe(frame))
-        n += 1
-    wall = time.perf_counter() - start
-    cap.release()
-
-    stages = pipe.timings.totals()
-    pipeline_s = sum(stages.values())
-    result = {
-        "video": str(args.video), "frames": n, "resolution": f"{w}x{h}", "faces": faces,
-        "model": repr(pipe.model), "detector": args.detector, "tile_rows": getattr(pipe.detector, "tile_rows", None),
-        "fps_end_to_end": n / wall, "fps_pipeline_only": n / pipeline_s,
-        "ms_per_frame": {k: 1000 * v / n for k, v in stages.items()},
-        "share": {k: v / pipeline_s for k, v in stages.items()},
-        "decode_ms_per_frame": 1000 * decode_s / n,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "numpy": np.__version__, "opencv": cv2.__version__},
-    }
-    print(f"{n} frames {w}x{h}, {faces} faces ({faces / n:.1f}/frame), {pipe.model!r}, detector {args.detector}")
-    print(f"end to end (decode + pipeline): {result['fps_end_to_end']:.2f} frames/s")
-    print(f"pipeline only:                  {result['fps_pipeline_only']:.2f} frames/s")
-    print(f"  {'decode':<13} {result['decode_ms_per_frame']:7.1f} ms/frame")
-    for k in stages:
-        print(f"  {k:<13} {result['ms_per_frame'][k]:7.1f} ms/frame  {100 * result['share'][k]:5.1f}% of the pipeline")
+    results, boxes = [], []
+    for entry in args.detector or [DEFAULT_DETECTOR]:
+        name, options = _parse_detector(entry)
+        if args.tile_rows is not None and not options:
+            options = _parse_detector(f"{name}:{args.tile_rows}")[1]
+        res, bxs = run_once(args, name, options)
+        results.append(res)
+        boxes.append(bxs)
+    if len(results) > 1:
+        compare(results, boxes)
+    machine = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+               "numpy": np.__version__, "opencv": cv2.__version__}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        out = dict(results[0], machine=machine) if len(results) == 1 else {"runs": results, "machine": machine}
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -86,12 +86,15 @@ def test_no_face_no_result(pipeline):
     assert pipeline(np.full((240, 320, 3), 127, np.uint8)) == []
 
 
-def test_haar_detector_plugs_in(model):
-    if not hasattr(cv2, "CascadeClassifier"):
+@pytest.mark.parametrize("detector", ["haar", "blazeface_full"])
+def test_other_detectors_plug_in(model, detector):
+    if detector == "haar" and not hasattr(cv2, "CascadeClassifier"):
         with pytest.raises(FerEdgeError, match="Haar"):
             Pipeline(model=model, detector="haar")
         pytest.skip(f"OpenCV {cv2.__version__} has no Haar cascades (checked the error message instead)")
-    faces = Pipeline(model=model, detector="haar")(cv2.imread(ASTRONAUT))
+    pipe = Pipeline(model=model, detector=detector)
+    assert pipe.detector.name == detector
+    faces = pipe(cv2.imread(ASTRONAUT))
     assert any(160 < f.box[0] < 290 and f.label == "happy" for f in faces)
 
 

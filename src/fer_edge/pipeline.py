@@ -24,6 +24,7 @@ from .vision.smoothing import ProbabilitySmoother
 from .vision.tracking import IoUTracker, Track
 
 STAGES = ("detect", "align", "classify", "track_smooth")
+DEFAULT_DETECTOR = "blazeface"  # short range with tiling: see bench/pipeline_fps.py for the comparison
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Pipeline:
 
     Args:
         model: a loaded ``Model``, an artifact path or a registered name (``"default"``).
-        detector: a ``FaceDetector`` or a registered name (``"blazeface"``, ``"haar"``).
+        detector: a ``FaceDetector`` or a registered name (``"blazeface"``, ``"blazeface_full"``, ``"haar"``).
         backend, device: passed to ``fer_edge.load`` when `model` is not loaded yet.
         ema: weight of the past in each face's probability average (0 = no smoothing).
         hysteresis: margin another class must win by before the shown label changes.
@@ -107,7 +108,7 @@ class Pipeline:
         detector_options: settings for a detector created by name (e.g. ``score_threshold``).
     """
 
-    def __init__(self, model: Any = "default", detector: str | FaceDetector = "blazeface", *,
+    def __init__(self, model: Any = "default", detector: str | FaceDetector = DEFAULT_DETECTOR, *,
                  backend: str | None = None, device: str = "auto", ema: float = 0.6, hysteresis: float = 0.1,
                  iou_threshold: float = 0.3, max_missed: int = 10, min_face: int = 20,
                  detector_options: dict | None = None):

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("default", "--model", help="artifact path or registered name (see `fer-edge models`)"),
         backend: Optional[str] = typer.Option(None, "--backend", help="onnxruntime, openvino, tensorrt or torch (default: from the file type)"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda[:N], or an OpenVINO device (GPU, NPU, AUTO)"),
-        detector: str = typer.Option("blazeface", "--detector", help="face detector: blazeface (short range, tiles large frames), blazeface_full (full range) or haar"),
+        detector: Optional[str] = typer.Option(None, "--detector", help="face detector: blazeface (short range, tiles large frames), blazeface_full (full range) or haar (default: the pipeline's, blazeface)"),
         show: bool = typer.Option(False, "--show", help="show the annotated frames in a window (needs a display)"),
         output: Optional[Path] = typer.Option(None, "--output", help="annotated video (.mp4/.avi), image (.jpg/.png) or folder"),
         json_path: Optional[Path] = typer.Option(None, "--json", help="write JSON Lines: one record per frame with its faces"),
@@ -84,8 +84,8 @@ class _Runner:
 
         src = open_source(source=source, camera=camera)
         with src:
-            pipe = Pipeline(model=model, detector=detector, backend=backend, device=device, ema=ema,
-                            hysteresis=hysteresis)
+            chosen = {"detector": detector} if detector else {}  # None: the pipeline's default detector
+            pipe = Pipeline(model=model, backend=backend, device=device, ema=ema, hysteresis=hysteresis, **chosen)
             self.console.print(f"{src.kind} [bold]{src.name}[/] -> {pipe.model!r}, detector {pipe.detector.name}")
             self._open_json()
             interrupted = False
