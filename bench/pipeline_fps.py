@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,55 +34,24 @@ def _parse_detector(entry: str) -> tuple[str, dict]:
 
 def run_once(args, detector: str, options: dict) -> tuple[dict, list]:
     """Time the pipeline with one detector over the video; also return each frame's face boxes."""
-    import cv2
-    import numpy as np
+    from fer_edge.bench.pipeline import measure_pipeline
 
-    from fer_edge import Pipeline
-
-    pipe = Pipeline(model=args.model, detector=detector, backend=args.backend, device=args.device,
-                    detector_options=options)
-    cap = cv2.VideoCapture(str(args.video))
-    ok, frame = cap.read()
-    if not ok:
-        raise SystemExit(f"cannot read {args.video}")
-    h, w = frame.shape[:2]
-    for _ in range(args.warmup):
-        pipe(frame)
-    pipe.reset()
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-
-    decode_s, boxes, n = 0.0, [], 0
-    start = time.perf_counter()
-    while not args.frames or n < args.frames:
-        t0 = time.perf_counter()
-        ok, frame = cap.read()
-        decode_s += time.perf_counter() - t0
-        if not ok:
-            break
-        boxes.append(np.array([f.box for f in pipe(frame)], np.float32).reshape(-1, 4))
-        n += 1
-    wall = time.perf_counter() - start
-    cap.release()
-
-    stages = pipe.timings.totals()
-    pipeline_s = sum(stages.values())
-    faces = sum(len(b) for b in boxes)
-    label = detector + (f":{options['tile_rows']}" if options else "")
-    result = {
-        "video": str(args.video), "frames": n, "resolution": f"{w}x{h}", "faces": faces,
-        "model": repr(pipe.model), "detector": label, "tile_rows": getattr(pipe.detector, "tile_rows", None),
-        "fps_end_to_end": n / wall, "fps_pipeline_only": n / pipeline_s,
-        "ms_per_frame": {k: 1000 * v / n for k, v in stages.items()},
-        "share": {k: v / pipeline_s for k, v in stages.items()},
-        "decode_ms_per_frame": 1000 * decode_s / n,
-    }
-    print(f"{n} frames {w}x{h}, {faces} faces ({faces / n:.1f}/frame), {pipe.model!r}, detector {label}")
-    print(f"end to end (decode + pipeline): {result['fps_end_to_end']:.2f} frames/s")
-    print(f"pipeline only:                  {result['fps_pipeline_only']:.2f} frames/s")
-    print(f"  {'decode':<13} {result['decode_ms_per_frame']:7.1f} ms/frame")
-    for k in stages:
-        print(f"  {k:<13} {result['ms_per_frame'][k]:7.1f} ms/frame  {100 * result['share'][k]:5.1f}% of the pipeline")
-    return result, boxes
+    boxes: list = []
+    res = measure_pipeline(args.video, model=args.model, detector=detector, backend=args.backend,
+                           device=args.device, max_frames=args.frames or None, warmup=args.warmup,
+                           detector_options=options, boxes=boxes)
+    stages = {k: v for k, v in res["stages_ms"].items() if k != "decode"}
+    busy = sum(stages.values())
+    res["share"] = {k: v / busy for k, v in stages.items()}
+    res["ms_per_frame"] = stages
+    print(f"{res['frames']} frames {res['resolution']}, {res['faces']} faces ({res['faces'] / res['frames']:.1f}/frame), "
+          f"{res['model']}, detector {res['detector']}")
+    print(f"end to end (decode + pipeline): {res['fps']:.2f} frames/s")
+    print(f"pipeline only:                  {res['fps_pipeline_only']:.2f} frames/s")
+    print(f"  {'decode':<13} {res['stages_ms']['decode']:7.1f} ms/frame")
+    for k, ms in stages.items():
+        print(f"  {k:<13} {ms:7.1f} ms/frame  {100 * res['share'][k]:5.1f}% of the pipeline")
+    return res, boxes
 
 
 def compare(results: list[dict], boxes: list[list]) -> None:
