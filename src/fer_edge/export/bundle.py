@@ -41,8 +41,9 @@ class Bundle:
         (self.folder / "reports").mkdir(exist_ok=True)
 
     def path(self, suffix: str) -> Path:
-        return self.folder / f"{self.metadata.method}_{suffix}" if not suffix.startswith(".") else \
-            self.folder / f"{self.metadata.method}{suffix}"
+        """`<method>.onnx` for suffix ".onnx", `<method>_fp32.xml` for "fp32.xml"."""
+        sep = "" if suffix.startswith(".") else "_"
+        return self.folder / f"{self.metadata.method}{sep}{suffix}"
 
     def add(self, path: Path, kind: str, precision: str, **info: Any) -> None:
         self.artifacts.append({"file": Path(path).name, "kind": kind, "precision": precision, **info})

@@ -42,8 +42,15 @@ class ExportOptions:
 
 
 def run_export(opts: ExportOptions) -> Bundle:
+    import time
+
     from . import load_source
     from .onnx import export_onnx
+
+    start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        opts.log(f"[{time.perf_counter() - start:6.1f} s] {msg}")
 
     formats = _check_formats(opts.formats)
     if opts.int8 and not opts.calib_data:
@@ -77,7 +84,7 @@ def run_export(opts: ExportOptions) -> Bundle:
         else:
             bundle.parity.append(folded)
     ref = torch_outputs(src.module, x, meta)
-    opts.log(f"exporting {opts.method} to ONNX (opset {opts.opset})")
+    log(f"exporting {opts.method} to ONNX (opset {opts.opset})")
     onnx_path = export_onnx(src.module, meta, bundle.path(".onnx"), opset=opts.opset)
     bundle.parity.append(check_parity(src.module, meta, onnx_path, x, reference=ref))
     bundle.add(onnx_path, "onnx", "fp32")
@@ -87,7 +94,7 @@ def run_export(opts: ExportOptions) -> Bundle:
     if needs_ir:
         from .openvino import export_openvino
 
-        opts.log("converting to OpenVINO IR (FP32 and FP16)")
+        log("converting to OpenVINO IR (FP32 and FP16)")
         ir_fp32 = export_openvino(onnx_path, meta, bundle.path("fp32.xml"))
         bundle.parity.append(check_parity(src.module, meta, ir_fp32, x, reference=ref))
         bundle.add(ir_fp32, "openvino", "fp32")
@@ -102,14 +109,22 @@ def run_export(opts: ExportOptions) -> Bundle:
         calib_x = calib.tensors(meta.input)
         fp32_evals: dict[str, object] = {}
         for name in targets:
-            opts.log(f"INT8 for {name}: calibrating on {len(calib)} faces")
+            log(f"INT8 for {name}: calibrating on {len(calib)} faces")
             fp32 = ir_fp32 if name == "openvino" else onnx_path
             art, rep = quantize_target(name, fp32, calib_x, calib, meta, bundle.folder, val=val,
                                        max_drop=opts.max_drop, fp32_evals=fp32_evals, quantizer=opts.quantizer)
+            log(f"INT8 for {name}: done ({_drop_text(rep)})")
             bundle.add(art.path, f"{name} int8", "int8", report=f"reports/int8_{name}.md")
             bundle.int8_reports.append(rep)
     bundle.finish()
+    log("done")
     return bundle
+
+
+def _drop_text(rep) -> str:
+    if rep.get("top1_drop") is None:
+        return f"agreement {rep['top1_agreement']:.1f}%"
+    return f"top-1 {rep['fp32']['top1']:.2f}% -> {rep['int8']['top1']:.2f}%"
 
 
 def _check_formats(formats) -> tuple[str, ...]:
