@@ -35,10 +35,10 @@ import torch
 from torch import nn
 
 from ..errors import FerEdgeError
-from ..labels import LABEL_SETS
+from ..data.video import DFEW_LABELS, MAFW_LABELS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
 from ..runtimes.clip_stream import segment_centres  # noqa: F401  (the test-time sampling, shared)
-from .clip_common import ARCHS, ClipArch, build_text, build_visual, fold, l2_normalize, load_clip_weights
+from .clip_common import ARCHS, ClipArch, build_text, build_visual, fold, get_arch, l2_normalize, load_clip_weights
 from .clip_common import text_from_embeddings, tokenize
 from .registry import MethodConfig, register_model
 
@@ -56,9 +56,6 @@ CLASS_DESCRIPTIONS = (
     "drooping eyebrows, a downward gaze, a downturned mouth, and lacking expression.",
     "a downturned mouth, lowered eyebrows, narrowed eyes, and a sighing face.",
 )
-DFEW_LABELS = LABEL_SETS["dfew"]  # happy, sad, neutral, anger, surprise, disgust, fear
-# MAFW's 11 classes (the order of annotation/preprocessing.py); the last three have no canonical name.
-MAFW_LABELS = DFEW_LABELS + ("contempt", "anxiety", "helplessness", "disappointment")
 
 CLIP_FRAMES = 16
 TEMPERATURE = 0.01  # logits = cos / 0.01; CLIP's own logit_scale is not used
@@ -208,6 +205,8 @@ class DferClip(nn.Module):
         if len(descriptions) != num_classes:
             raise FerEdgeError(f"{num_classes} classes need {num_classes} descriptions, got {len(descriptions)}")
         self.frames = frames
+        size = get_arch(arch).image_size
+        self.input_size = (size, size)  # reduced test configurations may use smaller frames
         self.image_encoder = build_visual(arch)
         self.text_encoder = build_text(arch)
         if clip_weights is not None:
@@ -382,7 +381,7 @@ dfer_clip_mafw = _register("dfer_clip_mafw", MAFW_LABELS, "MAFW")
 
 def graph_module(model: DferClip, graph: str) -> tuple[nn.Module, torch.Tensor]:
     """(eval module, tracing example of batch 2) for one deployment graph."""
-    h, w = model.fer_cfg.input.size if hasattr(model, "fer_cfg") else (224, 224)
+    h, w = model.input_size
     if graph == "classifier":
         return model.deploy_module(), torch.rand(2, model.frames, 3, h, w)
     if graph == "frame_encoder":
