@@ -38,8 +38,8 @@ from ..errors import FerEdgeError
 from ..data.video import DFEW_LABELS, MAFW_LABELS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
 from ..runtimes.clip_stream import segment_centres  # noqa: F401  (the test-time sampling, shared)
-from .clip_common import ARCHS, ClipArch, build_text, build_visual, fold, get_arch, l2_normalize, load_clip_weights
-from .clip_common import text_from_embeddings, tokenize
+from .clip_common import ARCHS, ClipArch, build_text, build_visual, encode_image, fold, get_arch, l2_normalize
+from .clip_common import load_clip_weights, plain_attention, text_from_embeddings, tokenize
 from .registry import MethodConfig, register_model
 
 # Class descriptions of models/Text.py::class_descriptor (rows 0-6: DFEW/FERV39k; 0-10: MAFW).
@@ -226,7 +226,7 @@ class DferClip(nn.Module):
     # pieces ------------------------------------------------------------------------------------------
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, D) per-frame features (after ln_post and proj, not normalised)."""
-        return self.image_encoder(frames)
+        return encode_image(self.image_encoder, frames)
 
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> (B, T, D); frames of one clip stay together (B-major reshape)."""
@@ -271,7 +271,7 @@ class FrameEncoder(nn.Module):
         self.image_encoder = image_encoder
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.image_encoder(frames)
+        return encode_image(self.image_encoder, frames)
 
 
 class TemporalHead(nn.Module):
@@ -410,17 +410,12 @@ def export_graph_onnx(model: DferClip, graph: str, path: str | Path, *, opset: i
     names = (meta.input.name, meta.output.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # nn.MultiheadAttention's fused inference kernel has no ONNX symbolic: trace the plain path.
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape checks inside nn.MultiheadAttention
-            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[names[0]], output_names=[names[1]],
-                              dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}})
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
+    # plain_attention: nn.MultiheadAttention's fused inference kernel has no ONNX symbolic
+    with torch.no_grad(), plain_attention(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks inside nn.MultiheadAttention
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
+                          input_names=[names[0]], output_names=[names[1]],
+                          dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}})
     proto = onnx.load(str(path))
     attach_to_onnx(proto, meta)
     onnx.save(proto, str(path))
