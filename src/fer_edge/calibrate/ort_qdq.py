@@ -46,8 +46,11 @@ def quantizable_nodes(onnx_path: Path, ops: tuple[str, ...] = QUANTIZABLE_OPS) -
 
 def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: str, *, activation: str,
                         symmetric: bool, op_types: tuple[str, ...] | None, exclude: list[str],
-                        extra: dict[str, Any], method: str = "minmax") -> float:
-    """Pre-process and quantize; returns the seconds taken. Node names survive, so `exclude` works."""
+                        extra: dict[str, Any], method: str = "minmax", keep_float_ops: tuple[str, ...] = ()) -> float:
+    """Pre-process and quantize; returns the seconds taken. Node names survive, so `exclude` works.
+
+    `keep_float_ops`: op types left in float, together with the node that makes the network output
+    (the final scaling of cosine heads), e.g. softmax and layer norm of attention graphs."""
     q = require("onnxruntime.quantization", "core", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -62,6 +65,8 @@ def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: st
         pre = Path(tmp) / "pre.onnx"
         # symbolic shape inference fails on ViT graphs; ONNX's own shape inference is enough here
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        if keep_float_ops:
+            exclude = list(exclude) + float_nodes(pre, keep_float_ops)
         ReaderBase = q.CalibrationDataReader
         reader = type("CalibReader", (_Reader, ReaderBase), {})(input_name, calib)
         q.quantize_static(
@@ -76,6 +81,15 @@ def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: st
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, **extra},
         )
     return time.perf_counter() - start
+
+
+def float_nodes(onnx_path: Path, op_types: tuple[str, ...]) -> list[str]:
+    """Names of the nodes of `op_types` and of the nodes that produce the graph outputs."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    outputs = {o.name for o in graph.output}
+    return [n.name for n in graph.node if n.name and (n.op_type in op_types or outputs & set(n.output))]
 
 
 def finish_onnx(out: Path, meta: ArtifactMetadata) -> None:
@@ -95,8 +109,11 @@ class OrtQdqTarget(Int8Target):
     def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
         settings = {"format": "QDQ", "activations": "uint8 asymmetric", "weights": "int8 symmetric per-channel",
                     "calibration_method": self.method, "quantizer": "onnxruntime.quantization.quantize_static"}
+        if transformer:
+            settings["float_ops"] = "Softmax, LayerNormalization, the output layer"
         seconds = run_quantize_static(Path(fp32), Path(out), calib, meta.input.name, activation="uint8",
-                                      symmetric=False, op_types=None, exclude=list(exclude),
-                                      extra={}, method=self.method)
+                                      symmetric=False, op_types=None, exclude=list(exclude), extra={},
+                                      method=self.method,
+                                      keep_float_ops=("Softmax", "LayerNormalization") if transformer else ())
         finish_onnx(Path(out), int8_metadata(meta, self.name, calib_source, len(calib), list(exclude), settings))
         return Int8Artifact(self.name, Path(out), seconds, list(exclude), settings)
