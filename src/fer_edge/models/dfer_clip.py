@@ -37,7 +37,6 @@ from torch import nn
 from ..errors import FerEdgeError
 from ..data.video import DFEW_LABELS, MAFW_LABELS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
-from ..runtimes.clip_stream import segment_centres  # noqa: F401  (the test-time sampling, shared)
 from .clip_common import ARCHS, ClipArch, build_text, build_visual, encode_image, fold, get_arch, l2_normalize
 from .clip_common import load_clip_weights, plain_attention, text_from_embeddings, tokenize
 from .registry import MethodConfig, register_model
@@ -407,6 +406,7 @@ def export_graph_onnx(model: DferClip, graph: str, path: str | Path, *, opset: i
         raise FerEdgeError("build the model with fer_edge.models.create_model so that it carries its config")
     module, example = graph_module(model, graph)
     meta = graph_metadata(cfg, graph, feature_dim=model.feature_dim)
+    meta.input.size = tuple(model.input_size)
     names = (meta.input.name, meta.output.name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
