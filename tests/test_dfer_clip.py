@@ -261,3 +261,25 @@ def test_stream_refuses_wrong_graphs(tiny_onnx):
     full = fer_edge.load(tiny_onnx["classifier"])
     with pytest.raises(FerEdgeError, match="frame_encoder"):
         ClipStream(full, full)
+
+
+def test_clip_weights_file_sets_towers_and_prompt_buffers(tmp_path):
+    """--clip-weights: the image/text towers and the prompt buffers (from its token embedding) come from the file."""
+    from safetensors.torch import save_file
+
+    from fer_edge.models.clip_common import build_text, build_visual
+
+    torch.manual_seed(3)
+    visual, text = build_visual(TINY_ARCH), build_text(TINY_ARCH)
+    sd = {f"visual.{k}": v for k, v in visual.state_dict().items()}
+    sd.update({k: v for k, v in text.state_dict().items()})
+    path = tmp_path / "tiny_clip.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+
+    m = create_model("dfer_clip", arch=TINY_ARCH, clip_weights=str(path))
+    assert torch.equal(m.image_encoder.conv1.weight, visual.conv1.weight)
+    assert torch.equal(m.text_encoder.text_projection, text.text_projection)
+    with torch.no_grad():
+        emb = text.token_embedding(m.prompt_learner.tokenized_prompts)
+    assert torch.equal(m.prompt_learner.token_prefix, emb[:, :1])
+    assert torch.equal(m.prompt_learner.token_suffix, emb[:, 9:])
