@@ -116,7 +116,7 @@ class ClipStream:
         buffered = list(self._tracks[track_id].features)
         clip = np.stack([buffered[i] for i in sample_indices(self.sampling, len(buffered), self.frames)])
         out = self.head.run({self.head.metadata.input.name: clip[None]})
-        return self.head._postprocess(out)
+        return self.head.postprocess(out)
 
     def drop(self, track_id: Hashable) -> None:
         """Forget a track (it left the scene); unknown ids are ignored."""

@@ -121,14 +121,15 @@ class Model:
     def predict(self, images) -> Prediction:
         """Face crops (list of BGR uint8 images, or an NHWC uint8 array) -> Prediction."""
         x = preprocess_images(images, self.metadata.input)
-        return self._postprocess(self.run(x))
+        return self.postprocess(self.run(x))
 
     def predict_clips(self, clips) -> Prediction:
         """Clips of face crops (video models) -> one Prediction per clip."""
         x = preprocess_clips(clips, self.metadata.input)
-        return self._postprocess(self.run(x))
+        return self.postprocess(self.run(x))
 
-    def _postprocess(self, outputs: dict[str, np.ndarray]) -> Prediction:
+    def postprocess(self, outputs: dict[str, np.ndarray]) -> Prediction:
+        """Raw outputs of `run` -> Prediction (probabilities by the metadata's output kind)."""
         spec = self.metadata.output
         primary = outputs.get(spec.name)
         if primary is None:
