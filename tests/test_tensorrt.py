@@ -48,29 +48,52 @@ def _meta(size=8, channels=1) -> ArtifactMetadata:
                                             mean=(0.5,) * channels, std=(0.5,) * channels))
 
 
+def _int8_weight(w: np.ndarray, name: str, inits: list, nodes: list) -> str:
+    """Symmetric per-output-channel int8 weight + its DequantizeLinear (axis 0): what TensorRT fuses."""
+    scale = np.abs(w).reshape(len(w), -1).max(1).astype(np.float32) / 127
+    q = np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.int8)
+    inits += [numpy_helper.from_array(q, f"{name}_q"), numpy_helper.from_array(scale, f"{name}_s"),
+              numpy_helper.from_array(np.zeros(len(w), np.int8), f"{name}_z")]
+    nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"],
+                                  axis=0, name=f"{name}_dq"))
+    return f"{name}_dq"
+
+
 def tiny_classifier(path: Path | None = None, *, qdq: bool = False, batch="batch"):
-    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm: a (batch, 1, 8, 8) -> (batch, 3) classifier."""
+    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm: a (batch, 1, 8, 8) -> (batch, 3) classifier.
+
+    `qdq`: explicitly quantized the way TensorRT wants it (symmetric int8 Q/DQ on the input and on the
+    Gemm's activation, per-channel int8 weights, float output): it passes ``check_trt_qdq``."""
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "w")
+    w = rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32)
     b = numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b")
-    fw = numpy_helper.from_array(rng.normal(0, 0.5, (3, 4)).astype(np.float32), "fw")
+    fw = rng.normal(0, 0.5, (3, 4)).astype(np.float32)
     fb = numpy_helper.from_array(np.zeros(3, np.float32), "fb")
-    inits = [w, b, fw, fb]
-    first = "input"
+    inits = [b, fb]
     nodes = []
+    first, flat = "input", "f"
     if qdq:
         inits += [numpy_helper.from_array(np.array(0.02, np.float32), "s"),
-                  numpy_helper.from_array(np.array(0, np.int8), "z")]
+                  numpy_helper.from_array(np.array(0, np.int8), "z"),
+                  numpy_helper.from_array(np.array(0.01, np.float32), "fs"),
+                  numpy_helper.from_array(np.array(0, np.int8), "fz")]
         nodes += [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
                   helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"])]
-        first = "dq"
+        first, flat = "dq", "f_dq"
+        w_name, fw_name = _int8_weight(w, "w", inits, nodes), _int8_weight(fw, "fw", inits, nodes)
+    else:
+        inits += [numpy_helper.from_array(w, "w"), numpy_helper.from_array(fw, "fw")]
+        w_name, fw_name = "w", "fw"
     nodes += [
-        helper.make_node("Conv", [first, "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", [first, w_name, "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
         helper.make_node("Relu", ["c"], ["r"]),
         helper.make_node("GlobalAveragePool", ["r"], ["p"]),
         helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], transB=1),
     ]
+    if qdq:
+        nodes += [helper.make_node("QuantizeLinear", ["f", "fs", "fz"], ["f_q"]),
+                  helper.make_node("DequantizeLinear", ["f_q", "fs", "fz"], ["f_dq"])]
+    nodes.append(helper.make_node("Gemm", [flat, fw_name, "fb"], ["logits"], transB=1, name="fc"))
     graph = helper.make_graph(
         nodes, "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 1, 8, 8])],
@@ -502,7 +525,7 @@ def test_int8_build_on_1012_is_strongly_typed(fake_trt, tmp_path):
 # ==================================================================================================
 
 def test_qdq_detection():
-    assert tb.count_qdq_nodes(tiny_classifier(qdq=True)) == 2
+    assert tb.count_qdq_nodes(tiny_classifier(qdq=True)) == 6  # 2 Q/DQ pairs + 2 weight DQs
     assert tb.count_qdq_nodes(tiny_classifier()) == 0
 
 
@@ -535,6 +558,41 @@ def test_asymmetric_qdq_is_refused_with_the_right_file_named(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(FerEdgeError, match=r"uint8 or non-zero zero points \(e\.g\. q_in\).*_int8_tensorrt_qdq\.onnx"):
         tb.build_engine(path, "int8", cache_dir=tmp_path)
+
+
+def _unquantized_fc(model):
+    """The tiny Q/DQ graph with its Gemm fed float weights: TensorRT would run that layer in float."""
+    fc = next(n for n in model.graph.node if n.name == "fc")
+    fc.input[1] = "fw_plain"
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((3, 4), np.float32), "fw_plain"))
+    return model
+
+
+def test_int8_build_runs_the_trt_qdq_check_before_tensorrt_is_needed(tmp_path, monkeypatch):
+    from fer_edge.calibrate.trt_qdq import check_trt_qdq
+
+    assert check_trt_qdq(tiny_classifier(qdq=True)) == []
+    path = tmp_path / "misplaced.onnx"
+    onnx.save(_unquantized_fc(tiny_classifier(qdq=True)), str(path))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # not installed: the placement check comes first
+    with pytest.raises(FerEdgeError, match=r"misplaced\.onnx breaks 1 TensorRT Q/DQ rule.*Gemm fc: input 1 "
+                                           r"\(fw_plain\) has no Q/DQ.*--skip-qdq-check") as err:
+        tb.build_engine(path, "int8", cache_dir=tmp_path)
+    assert "\n" not in str(err.value)
+    # with the check skipped, the next thing the build needs is TensorRT itself
+    with pytest.raises(MissingDependencyError):
+        tb.build_engine(path, "int8", cache_dir=tmp_path, check_qdq=False)
+
+
+def test_trt_qdq_check_accepts_layers_the_export_kept_in_float(fake_trt, tmp_path):
+    """Layers listed in the metadata's quantization.float_layers (the sensitivity fallback) may lack Q/DQ."""
+    fake_trt("10.12.0")
+    model = _unquantized_fc(tiny_classifier(qdq=True))
+    attach_to_onnx(model, _meta().replace(precision="int8", extra={"quantization": {"float_layers": ["fc"]}}))
+    path = tmp_path / "fallback.onnx"
+    onnx.save(model, str(path))
+    res = tb.build_engine(path, "int8", cache_dir=tmp_path / "c")
+    assert res.engine_path.is_file() and not res.cached
 
 
 def test_qdq_graph_must_be_built_as_int8(tmp_path):

@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         dla_core: Optional[int] = typer.Option(None, help="Jetson: build for this DLA core (fp16/int8; GPU fallback)"),
         force: bool = typer.Option(False, help="rebuild even if the cache has this engine"),
         verbose: bool = typer.Option(False, help="show TensorRT's builder log"),
+        skip_qdq_check: bool = typer.Option(False, help="int8: build a Q/DQ graph made elsewhere even where "
+                                            "fer-edge's TensorRT placement check flags it"),
     ) -> None:
         """Build a TensorRT engine for this GPU (engines are not portable: build on the target, e.g. the Jetson)."""
         from rich.console import Console
@@ -31,7 +33,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         result = build_engine(onnx, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
                               cache_dir=cache_dir, output=output, workspace_mb=workspace, device=device, dla_core=dla_core,
-                              force=force, verbose=verbose, console=Console(stderr=True))
+                              force=force, verbose=verbose, console=Console(stderr=True),
+                              check_qdq=not skip_qdq_check)
         how = "reused from the cache" if result.cached else f"built in {result.seconds:.1f} s"
         console.print(f"engine: {result.engine_path}", highlight=False, soft_wrap=True)
         console.print(f"cache key: {result.key.name} ({how}; {result.plan.describe()})", highlight=False,

@@ -434,13 +434,14 @@ def build_engine(
     force: bool = False,
     verbose: bool = False,
     console=None,
+    check_qdq: bool = True,
 ) -> BuildResult:
     """Build (or reuse from the cache) a TensorRT engine for `onnx_path` on GPU `device`.
 
     The engine lands in the cache as ``<key>.engine`` with its metadata sidecar ``<key>.engine.json``;
     `output` additionally copies both there. `dla_core` builds for a Jetson DLA core (fp16/int8 only; layers
     DLA cannot run fall back to the GPU). Raises FerEdgeError for user problems (int8 from a graph
-    without Q/DQ nodes, a batch profile that does not fit the graph, parser errors, no GPU).
+    without Q/DQ nodes or with Q/DQ placed where TensorRT cannot fuse it, unless `check_qdq` is False; a batch profile that does not fit the graph, parser errors, no GPU).
     """
     from rich.console import Console
 
@@ -467,6 +468,8 @@ def build_engine(
                 "that is the ONNX Runtime int8 graph; TensorRT needs symmetric int8, the *_int8_tensorrt_qdq.onnx "
                 "that `fer-edge export --int8` writes"
             )
+        if check_qdq:
+            check_qdq_placement(model, onnx_path.name)
     if dla_core is not None and precision == "fp32":
         raise FerEdgeError("DLA runs fp16 or int8 only: use --precision fp16 (or int8 with a Q/DQ ONNX)")
 
@@ -515,6 +518,27 @@ def build_engine(
             write_sidecar(out, side)
         result.engine_path = out
     return result
+
+
+def check_qdq_placement(model, onnx_name: str) -> None:
+    """Refuse a Q/DQ graph that breaks TensorRT's explicit-quantization rules, before TensorRT is needed.
+
+    A misplaced Q/DQ still builds, but as a slow or inaccurate engine (float Conv/MatMul, int8 softmax):
+    failing here names the problem instead. Layers the export's sensitivity search kept in float are
+    read from the graph's fer-edge metadata, so they are not reported as missing Q/DQ.
+    """
+    from ..calibrate.trt_qdq import check_trt_qdq
+
+    meta = onnx_metadata(model)
+    quant = (meta.extra.get("quantization") or {}) if meta is not None else {}
+    problems = check_trt_qdq(model, float_layers=list(quant.get("float_layers") or ()))
+    if problems:
+        more = f" (+{len(problems) - 2} more)" if len(problems) > 2 else ""
+        raise FerEdgeError(
+            f"{onnx_name} breaks {len(problems)} TensorRT Q/DQ rule(s): {'; '.join(problems[:2])}{more}; "
+            "re-export with `fer-edge export --int8 --int8-targets tensorrt`, or pass --skip-qdq-check to build "
+            "a graph made elsewhere as it is"
+        )
 
 
 def check_precision_for_graph(precision: str, n_qdq: int, onnx_name: str) -> None:
