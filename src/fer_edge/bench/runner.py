@@ -48,11 +48,13 @@ class BenchConfig:
     threads: int | None = None
     device: str = "auto"
     max_seconds: float = 20.0  # per batch size, bounds slow artifacts on small machines
+    accuracy: bool = True  # False: predictions only for agreement (weights that are not trained)
     options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"batches": list(self.batches), "warmup": self.warmup, "runs": self.runs,
-                "threads": self.threads, "device": self.device, "max_seconds": self.max_seconds}
+                "threads": self.threads, "device": self.device, "max_seconds": self.max_seconds,
+                "accuracy": self.accuracy}
 
 
 def _rss_mb() -> float | None:
@@ -128,7 +130,7 @@ def bench_target(target: Target, cfg: BenchConfig, data: EvalData | None) -> tup
     pred = acc = None
     if data is not None and model.metadata.task == "image" and model.metadata.graph == "classifier":
         pred, _ = _predict_all(model, data, max(cfg.batches))
-        acc = _accuracy(model, data, pred)
+        acc = _accuracy(model, data, pred) if cfg.accuracy else None
     rss1 = _rss_mb()
     path = model.engine.path
     row = {

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         artifacts: list[str] = typer.Argument(None, help="artifacts or registered names, optionally PATH@backend"),
         data: Optional[str] = typer.Option(None, help="labelled data for accuracy, e.g. fer2013:public_test or an npz"),
         limit: Optional[int] = typer.Option(None, help="use at most N labelled samples"),
+        accuracy: bool = typer.Option(True, help="--no-accuracy: use --data for agreement only (untrained weights)"),
         batch: str = typer.Option("1,8,32", help="batch sizes, comma-separated"),
         warmup: int = typer.Option(10, help="untimed runs before measuring"),
         runs: int = typer.Option(50, help="timed runs per batch size"),
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         if not targets and not pipeline:
             raise FerEdgeError("name at least one artifact (e.g. `fer-edge bench default`) or use --pipeline")
         cfg = BenchConfig(batches=_batches(batch), warmup=warmup, runs=runs, threads=threads, device=device,
-                          max_seconds=max_seconds)
+                          max_seconds=max_seconds, accuracy=accuracy)
         eval_data = _load_data(data, limit) if data else None
         rows = run(targets, cfg, eval_data)[0] if targets else []
         pipe = None
