@@ -37,11 +37,45 @@ def test_method_without_weights_needs_weights(tmp_path, capsys):
     assert code == 2 and "not found" in err
 
 
-def test_export_needs_real_faces_for_parity(tmp_path):
-    from fer_edge.export.orchestrate import ExportOptions, run_export
+def test_builtin_verification_faces_are_real_distinct_crops():
+    from fer_edge.calibrate.data import builtin_faces
+    from fer_edge.models import get_config
 
-    with pytest.raises(FerEdgeError, match="--verify-data"):
-        run_export(ExportOptions(method="mini_xception", output=str(tmp_path / "x")))
+    spec = get_config("mini_xception").metadata().input
+    faces = builtin_faces(spec)
+    assert len(faces) >= 8 and "astronaut.jpg" in faces.source and not faces.labelled
+    flat = np.stack([f.astype(np.float32).ravel() for f in faces.images])
+    assert flat.std(1).min() > 10  # textured face crops, not blank frames
+    assert len({f.tobytes() for f in faces.images}) == len(faces)  # every variant is a different input
+    # the mirrored photo gives (close to) the mirrored crop: the detector and aligner really ran on the photo
+    a, b = faces.images[0].astype(np.float32), faces.images[1][:, ::-1].astype(np.float32)
+    assert np.abs(a - b).mean() < np.abs(a - a.mean()).mean()
+    assert len(builtin_faces(spec, limit=3)) == 3
+
+
+def test_export_without_user_data_verifies_on_the_shipped_photo(tmp_path, capsys):
+    code = _cli_out(["export", "--method", "mini_xception", "--format", "onnx", "-o", str(tmp_path / "x")], capsys)
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert "parity faces: built-in photo astronaut.jpg" in out.out
+    readme = (tmp_path / "x" / "README.md").read_text()
+    assert "built-in photo astronaut.jpg" in readme and "public-domain" in readme
+    import json
+
+    parity = json.loads((tmp_path / "x" / "reports" / "parity.json").read_text())
+    assert parity and all(p["ok"] and p["faces"] >= 8 for p in parity)
+    # one shipped photo is enough to check parity, never to calibrate
+    with pytest.raises(FerEdgeError, match="never calibrates on random data"):
+        from fer_edge.export.orchestrate import ExportOptions, run_export
+
+        run_export(ExportOptions(method="mini_xception", int8=True, output=str(tmp_path / "y")))
+
+
+def _cli_out(args, capsys):
+    from fer_edge.cli.main import main
+
+    capsys.readouterr()
+    return main(args)
 
 
 def test_bad_specs(tmp_path):

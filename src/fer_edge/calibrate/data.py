@@ -225,6 +225,66 @@ def _from_photo_folder(folder: Path, spec: InputSpec | None, *, limit: int | Non
     return FaceSet(faces, None, None, f"{folder} ({len(faces)} faces detected in {len(files)} images)", notes)
 
 
+# --- the shipped face: parity checks without user data ---------------------------------------------
+
+BUILTIN_PHOTO = "astronaut.jpg"  # NASA portrait, public domain (assets/astronaut.LICENSE.md)
+
+
+def _photo_variants(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Deterministic edits of one real photo (flip, crops, brightness, gamma, blur, a small rotation):
+    still real pixels, but each gives the detector/aligner and the model a different input."""
+    import cv2
+
+    h, w = img.shape[:2]
+    rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 8, 1.0), (w, h),
+                         borderMode=cv2.BORDER_REFLECT)
+    gamma = (255 * (img / 255.0) ** 0.6).astype(np.uint8)
+    return [
+        ("original", img),
+        ("mirrored", img[:, ::-1]),
+        ("darker", cv2.convertScaleAbs(img, alpha=0.6, beta=0)),
+        ("brighter", cv2.convertScaleAbs(img, alpha=1.25, beta=20)),
+        ("gamma 0.6", gamma),
+        ("blurred", cv2.GaussianBlur(img, (7, 7), 0)),
+        ("rotated 8 deg", rot),
+        ("zoomed crop", cv2.resize(img[h // 16: h * 3 // 4, w // 8: w * 7 // 8], (w, h))),
+        ("mirrored darker", cv2.convertScaleAbs(img[:, ::-1], alpha=0.75, beta=0)),
+        ("low contrast", cv2.convertScaleAbs(img, alpha=0.5, beta=64)),
+    ]
+
+
+def builtin_faces(spec: InputSpec, *, limit: int | None = None) -> FaceSet:
+    """The face in the shipped public-domain photo and deterministic variants of that photo, each run
+    through the runtime's detector and aligner like any photo folder.
+
+    For the export's PyTorch parity check when the user gives no faces: it shows the artifact computes
+    what PyTorch computes on real pixels. It is one person's face, so it is never calibration data.
+    """
+    import cv2
+
+    from ..artifacts import ASSETS
+
+    path = ASSETS / BUILTIN_PHOTO
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FerEdgeError(f"the shipped photo {path} is missing or unreadable; reinstall fer-edge or pass --verify-data")
+    aligner = face_aligner(spec)
+    faces, used = [], []
+    for name, variant in _photo_variants(img):
+        crops = aligner(np.ascontiguousarray(variant))
+        if crops:
+            faces.append(crops[0])
+            used.append(name)
+        if limit is not None and len(faces) >= limit:
+            break
+    if len(faces) < 2:
+        raise FerEdgeError(f"the face detector found the face of the shipped photo {BUILTIN_PHOTO} in only "
+                           f"{len(faces)} of its variants; pass --verify-data with real face photos")
+    source = (f"built-in photo {BUILTIN_PHOTO} (public-domain NASA portrait, one face) in {len(faces)} "
+              f"deterministic variants ({', '.join(used)}), detected and aligned like any photo")
+    return FaceSet(faces, None, None, source)
+
+
 def face_aligner(spec: InputSpec, detector: str = "blazeface"):
     """image -> list of aligned uint8 crops, through the runtime's detector and aligner
     (keypoint alignment onto the model's face template; a box crop for detectors without keypoints)."""

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"[bold green]exported[/] {method} -> {bundle.folder}")
         for a in bundle.artifacts:
             out.print(f"  {a['file']}  ({a['kind']}, {a['precision']})")
+        out.print(f"  parity faces: {bundle.data.get('parity', '?')}", soft_wrap=True, highlight=False)
         for p in bundle.parity:
             out.print(f"  parity {p['artifact']}: max |diff| {p['max_abs_diff']:.2e} on {p['faces']} real faces")
         for r in bundle.int8_reports:

@@ -153,7 +153,8 @@ def _faces(spec, what, meta, *, limit, labels=False):
 
 
 def _parity_faces(opts: ExportOptions, meta, calib, val):
-    """Real faces for the parity checks: --verify-data, else the calibration or validation faces."""
+    """Real faces for the parity checks: --verify-data, else the calibration or validation faces, else
+    the shipped public-domain photo and variants of it (enough to check parity, never to calibrate)."""
     if opts.verify_data:
         return _faces(opts.verify_data, "parity", meta, limit=opts.parity_faces)
     for faces in (calib, val):
@@ -161,7 +162,8 @@ def _parity_faces(opts: ExportOptions, meta, calib, val):
             return faces.subset(opts.parity_faces, seed=1)
     if opts.calib_data or opts.val_data:
         return _faces(opts.calib_data or opts.val_data, "parity", meta, limit=opts.parity_faces)
-    raise FerEdgeError(
-        "the parity check of the export needs real faces: pass --verify-data (a folder of photos, an npz of "
-        "aligned faces, or a dataset spec such as fer2013:public_test), or --calib-data/--val-data"
-    )
+    from ..calibrate.data import builtin_faces
+
+    faces = builtin_faces(meta.input, limit=opts.parity_faces)
+    opts.log(f"no --verify-data: checking parity on the {faces.source}")
+    return faces
