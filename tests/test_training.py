@@ -90,6 +90,67 @@ def test_sam_closure_trains_and_schedules_reach_the_base_optimizer():
     assert opt.state_dict()["state"][0]["step"] == 60  # Adam's state, saved for resume
 
 
+def _scaled_precision(init_scale=2.0 ** 10):
+    """Precision with an enabled GradScaler on CPU: the fp16 bookkeeping of SAM without a GPU."""
+    from fer_edge.training.precision import Precision
+
+    p = Precision("off", torch.device("cpu"))
+    p.scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    return p
+
+
+class _Linear:
+    """Minimal recipe stand-in for sam_train_step: MSE on a linear model."""
+
+    def forward(self, model, x):
+        return model(x)
+
+    def logits(self, out):
+        return out
+
+    def loss(self, out, y):
+        return torch.nn.functional.mse_loss(out, y)
+
+
+def test_sam_step_under_loss_scaling_equals_unscaled_and_skips_overflow():
+    from fer_edge.training.precision import Precision
+    from fer_edge.training.recipes import sam_train_step
+
+    model_a, x, y = _regression(2)
+    model_b = copy.deepcopy(model_a)
+    opt_a = SAM(torch.optim.Adam(model_a.parameters(), lr=0.1))
+    opt_b = SAM(torch.optim.Adam(model_b.parameters(), lr=0.1))
+    plain, scaled = Precision("off", torch.device("cpu")), _scaled_precision()
+    for _ in range(3):
+        sam_train_step(_Linear(), model_a, x, y, opt_a, plain)
+        r = sam_train_step(_Linear(), model_b, x, y, opt_b, scaled)
+        assert not r.skipped
+    for a, b in zip(model_a.parameters(), model_b.parameters()):
+        torch.testing.assert_close(a, b)  # power-of-two scaling is exact
+
+    before = [p.detach().clone() for p in model_b.parameters()]
+    scale = scaled.scaler.get_scale()
+    r = sam_train_step(_Linear(), model_b, x * float("inf"), y, opt_b, scaled)
+    assert r.skipped and scaled.scaler.get_scale() == scale / 2
+    for p, b in zip(model_b.parameters(), before):
+        torch.testing.assert_close(p, b)  # no update, no leftover perturbation
+
+
+def test_class_balanced_sampler_evens_out_classes_and_shards_ranks():
+    from fer_edge.training.samplers import ClassBalancedSampler
+
+    targets = np.repeat([0, 1, 2], [900, 90, 10])  # 90:9:1 imbalance, like AffectNet's contempt
+    counts = np.bincount(targets[list(ClassBalancedSampler(targets, 30000, seed=1))], minlength=3)
+    assert np.allclose(counts / counts.sum(), 1 / 3, atol=0.02)
+    ranks = [list(ClassBalancedSampler(targets, seed=1, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 500
+    whole = list(ClassBalancedSampler(targets, seed=1))
+    assert sorted(ranks[0] + ranks[1]) == sorted(whole)  # the ranks split one seeded draw
+    s = ClassBalancedSampler(targets, seed=1)
+    s.set_epoch(1)
+    assert list(s) != whole  # a new draw every epoch
+
+
 def _cfg(tmp_path, shared_data, **kw):
     from fer_edge.training import TrainConfig
 
@@ -146,18 +207,51 @@ def test_train_errors_are_one_line(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_short_real_poster_v2_training_learns(tmp_path, shared_data):
-    """Reduced POSTER V2 with the authors' recipe (SAM over Adam, ExponentialLR, flip + RandomErasing)
-    on ~900 real FER2013 training faces; held out: ~600 public_test faces. Chance is 1/7 for UAR."""
+    """Reduced POSTER V2 trained from scratch with the authors' recipe (SAM over Adam, ExponentialLR,
+    flip + RandomErasing) for 5 epochs on 2000 real FER2013 training faces, measured on 350 held-out
+    public_test faces (1.5-3 min on 2 shared cores).
+
+    From scratch (no IR-50/MobileFaceNet files here) and in a few CPU-minutes, FER2013's imbalance makes
+    an unbalanced run predict "happy" for everything; class-balanced sampling (``--sampler balanced``)
+    avoids that collapse. The measure is UAR (balanced accuracy), for which any constant or random
+    predictor scores 1/7.
+    """
     from fer_edge.training import train
 
+    small = dict(REDUCED_POSTER, img_size=32)  # 16x16 inside the model: about 3x cheaper than 64
     t0 = time.perf_counter()
-    r = train(_cfg(tmp_path, shared_data, epochs=4, batch_size=32, lr=1e-3, limit=900, val_fraction=0.1))
+    r = train(_cfg(tmp_path, shared_data, epochs=5, batch_size=32, lr=3e-4, limit=2000, eval_limit=350,
+                   val_fraction=0.1, sampler="balanced", select_metric="uar", model_kwargs=small))
     seconds = time.perf_counter() - t0
-    test = r["history"][-1]["test"]
-    counts = np.asarray(test["confusion"]).sum(axis=1)
-    majority = counts.max() / counts.sum()  # what predicting the commonest class scores
-    print(f"short POSTER V2 run: {seconds:.0f} s, test top-1 {test['accuracy']:.3f} UAR {test['uar']:.3f} "
-          f"(majority share {majority:.3f}), best {r['best']}")
-    assert test["uar"] > 1 / 7 + 0.05
-    assert test["accuracy"] > majority + 0.03
+    best = r["best"]
+    losses = [h["train"]["loss"] for h in r["history"]]
+    print(f"short POSTER V2 run: {seconds:.0f} s; train loss {losses}; best epoch {best['epoch']}: "
+          f"test top-1 {best['test']['accuracy']:.3f} UAR {best['test']['uar']:.3f}; "
+          f"last epoch test top-1 {r['history'][-1]['test']['accuracy']:.3f} UAR {r['history'][-1]['test']['uar']:.3f}")
+    assert losses[-1] < losses[0] - 0.1
+    assert r["history"][-1]["test"]["uar"] > 1 / 7 + 0.08  # measured 0.31 (chance 0.14)
+    assert best["test"]["uar"] > 1 / 7 + 0.03  # the epoch chosen on the small validation split
     assert (tmp_path / "run" / "confusion_best_validation.png").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path, shared_data):
+    """DistributedDataParallel path (gloo on CPU): two ranks train, rank 0 alone evaluates and writes."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "fer_edge.cli.main", "train", "--method", "mini_xception", "--dataset", "fer2013",
+           "--data-path", str(shared_data), "--epochs", "1", "--batch-size", "16", "--limit", "64",
+           "--workers", "0", "--device", "cpu", "--no-progress", "--output", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = json.loads((out / "log.json").read_text())
+    assert [h["epoch"] for h in log["history"]] == [1]
+    assert (out / "best.safetensors").is_file()
+    # each rank saw half of the training batches: 64 samples / (2 ranks x 8 per rank) = 4 steps per rank
+    state = torch.load(out / "train_state.pt", weights_only=True)
+    assert state["optimizer"]["state"][0]["step"] == 4

@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
         val_fraction: float = typer.Option(0.1, help="share of the training data held out for model selection"),
         select_on: str = typer.Option("validation", help="pick the best epoch on validation, or on test as the authors did"),
         select_metric: str = typer.Option("accuracy", help="accuracy (top-1/WAR) or uar"),
-        limit: Optional[int] = typer.Option(None, help="at most N samples per split (quick runs)"),
+        classes: Optional[str] = typer.Option(None, help="train on a subset of classes, e.g. happy,surprise,neutral"),
+        limit: Optional[int] = typer.Option(None, help="at most N training samples, stratified (quick runs)"),
+        eval_limit: Optional[int] = typer.Option(None, help="at most N validation / test samples (default: --limit)"),
+        sampler: str = typer.Option("auto", help="auto (the recipe's: class-balanced for AffectNet), shuffle, balanced"),
         workers: int = typer.Option(4, help="data-loading worker processes"),
         seed: int = typer.Option(0),
         device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: the GPU if there is one)"),
@@ -85,7 +88,8 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         cfg = TrainConfig(method=method, dataset=dataset, data_path=data_path, output=output, epochs=epochs,
                           batch_size=batch_size, lr=lr, amp=amp, resume=resume, val_fraction=val_fraction,
-                          select_on=select_on, select_metric=select_metric, limit=limit, workers=workers,
+                          select_on=select_on, select_metric=select_metric, limit=limit, eval_limit=eval_limit,
+                          classes=tuple(c for c in classes.split(",") if c.strip()) if classes else None, sampler=sampler, workers=workers,
                           seed=seed, device=device, model_kwargs=parse_model_args(model_arg),
                           options={k: v for k, v in options.items() if v}, progress=progress,
                           echo=lambda line: console.print(line, highlight=False, soft_wrap=True))

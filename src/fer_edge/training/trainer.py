@@ -42,6 +42,7 @@ from .samplers import ClassBalancedSampler
 
 SELECT_ON = ("validation", "test")
 SELECT_METRICS = ("accuracy", "uar")
+SAMPLERS = ("auto", "shuffle", "balanced")
 STATE_FILE = "train_state.pt"
 
 
@@ -61,8 +62,10 @@ class TrainConfig:
     val_fraction: float = 0.1
     select_on: str = "validation"
     select_metric: str = "accuracy"
+    classes: tuple[str, ...] | None = None  # train on these canonical classes only (samples of others dropped)
     limit: int | None = None  # at most this many training samples (stratified), for quick runs
     eval_limit: int | None = None  # at most this many validation / test samples (default: `limit`)
+    sampler: str = "auto"  # auto (the recipe's choice per data set) | shuffle | balanced
     workers: int = 4
     seed: int = 0
     device: str | None = None
@@ -97,7 +100,18 @@ def choose_labels(recipe: Recipe, dataset_labels: tuple[str, ...]) -> tuple[str,
 def load_splits(cfg: TrainConfig, recipe: Recipe) -> Splits:
     train = open_dataset(cfg.dataset, cfg.data_path, "train")
     test = open_dataset(cfg.dataset, cfg.data_path, "test")
-    labels = choose_labels(recipe, train.labels)
+    if cfg.classes:
+        from ..labels import canonical_name
+
+        try:
+            labels = tuple(canonical_name(c) for c in cfg.classes)
+        except KeyError as exc:
+            raise FerEdgeError(f"--classes: {exc.args[0]}") from None
+        absent = [c for c in labels if c not in train.labels]
+        if absent:
+            raise FerEdgeError(f"--classes: {cfg.dataset} has no {', '.join(absent)} (it has {', '.join(train.labels)})")
+    else:
+        labels = choose_labels(recipe, train.labels)
     train, test = train.to_labels(labels), test.to_labels(labels)
     val = None
     if cfg.val_fraction > 0:
@@ -114,6 +128,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, recipe: Recipe | None = None):
         if cfg.select_on not in SELECT_ON:
             raise FerEdgeError(f"--select-on must be validation or test, got {cfg.select_on!r}")
+        if cfg.sampler not in SAMPLERS:
+            raise FerEdgeError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
         if cfg.select_metric not in SELECT_METRICS:
             raise FerEdgeError(f"select metric must be one of {', '.join(SELECT_METRICS)}")
         if cfg.select_on == "validation" and cfg.val_fraction <= 0:

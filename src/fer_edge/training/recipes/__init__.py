@@ -86,6 +86,10 @@ class Recipe:
         return ImageTransform(spec, [v2.RandomHorizontalFlip(0.5)] if train else [])
 
     def sampler_kind(self, cfg) -> str:
+        """"balanced" (class-balanced, with replacement) or "shuffle"; the user's --sampler wins."""
+        chosen = getattr(cfg, "sampler", "auto")
+        if chosen != "auto":
+            return chosen
         return "balanced" if cfg.dataset in self.balanced_datasets else "shuffle"
 
     # --- optimisation -----------------------------------------------------------------------------
