@@ -191,6 +191,42 @@ def test_resume_continues_epoch_counter_and_optimizer(tmp_path, shared_data):
     assert {"validation", "test"} <= set(log["history"][-1]) and "uar" in log["history"][-1]["test"]
 
 
+def test_select_on_test_reproduces_the_authors_protocol(tmp_path, shared_data):
+    from fer_edge.checkpoint import read_checkpoint_metadata
+    from fer_edge.labels import LABEL_SETS
+    from fer_edge.training import train
+
+    r = train(_cfg(tmp_path, shared_data, method="mini_xception", val_fraction=0.0, select_on="test",
+                   epochs=2, model_kwargs={}))
+    assert r["best"]["selected_on"] == "test" and "validation" not in r["best"]
+    best = max(r["history"], key=lambda h: h["test"]["accuracy"])
+    assert r["best"]["epoch"] == best["epoch"]
+    assert (tmp_path / "run" / "confusion_best_test.png").is_file()
+    meta = read_checkpoint_metadata(tmp_path / "run" / "best.safetensors")
+    assert meta.labels == list(LABEL_SETS["fer2013"]) and meta.input.color == "GRAY"  # the method's own order
+
+
+def test_poster_recipe_loads_backbone_files(tmp_path, shared_data):
+    """--ir50 / --mobilefacenet reach the model file's load_backbones (authors' dict-with-state_dict format)."""
+    from fer_edge.models import create_model
+    from fer_edge.training.recipes import get_recipe
+
+    donor = create_model("poster_v2", **REDUCED_POSTER)
+    torch.save({"state_dict": donor.ir_back.state_dict()}, tmp_path / "ir50.pth")
+    torch.save({"state_dict": donor.face_landback.state_dict()}, tmp_path / "mfn.pth.tar")
+    lines = []
+    cfg = _cfg(tmp_path, shared_data, options={"ir50": str(tmp_path / "ir50.pth"),
+                                               "mobilefacenet": str(tmp_path / "mfn.pth.tar")},
+               echo=lines.append)
+    torch.manual_seed(123)  # a different random init than the donor
+    model = get_recipe("poster_v2").build_model(cfg, ("surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"))
+    for part in ("ir_back", "face_landback"):
+        for (k, a), b in zip(getattr(model, part).state_dict().items(), getattr(donor, part).state_dict().values()):
+            torch.testing.assert_close(a, b, msg=f"{part}.{k}")
+    assert any("ir50" in line and "loaded" in line for line in lines)
+    assert not any(p.requires_grad for p in model.face_landback.parameters())  # frozen landmark branch
+
+
 def test_train_errors_are_one_line(tmp_path, shared_data):
     from fer_edge.cli.main import main
     from fer_edge.errors import FerEdgeError
