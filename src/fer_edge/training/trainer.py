@@ -340,7 +340,7 @@ class Trainer:
             self._save_weights("best.safetensors", {"epoch": epoch + 1, "metrics": summary,
                                                     "selected_on": cfg.select_on})
             self._plots(results)
-            line += "  [best]"
+            line += "  (best)"
         self._save_weights("last.safetensors", {"epoch": epoch + 1, "metrics": summary})
         self._save_state(epoch + 1)
         self._write_log(sizes, notes)
