@@ -4,9 +4,12 @@
 every call are kept in ``pipeline.timings`` for benchmarks. No PyTorch: numpy, OpenCV and whatever
 backend the model runs on.
 
-Image models classify every face crop of the frame in one batch. Video models (``metadata.input.frames``)
-will plug in at :meth:`Pipeline._classify`: the per-track ``Track.state`` dict is where a clip buffer
-of aligned crops belongs, so each track is classified once its buffer holds a clip.
+Image models classify every face crop of the frame in one batch. Video models (a
+:class:`~fer_edge.runtimes.VideoModel`: frame encoder + temporal head) run per track through a
+:class:`~fer_edge.runtimes.clip_stream.ClipStream`: each new aligned crop is encoded once into the
+track's ring buffer of frame features, and the small temporal head gives a clip-level expression every
+``stride`` frames once the buffer holds a clip; until then the face reports "warming up n/T". Buffers
+of expired tracks are dropped.
 """
 from __future__ import annotations
 
@@ -35,17 +38,24 @@ class FaceResult:
     keypoints: np.ndarray  # (6, 2) frame pixels, detector order (see vision.detectors.KEYPOINT_NAMES)
     score: float  # detector confidence
     track_id: int
-    label: str  # stable label (smoothed, with hysteresis): what to show
+    label: str  # stable label (smoothed, with hysteresis): what to show ("warming up n/T" before a clip)
     confidence: float  # smoothed probability of `label`
-    probs: np.ndarray  # this frame's probabilities (C,)
-    smoothed_probs: np.ndarray  # (C,)
+    probs: np.ndarray | None  # this frame's probabilities (C,); video: the latest clip's (None before one)
+    smoothed_probs: np.ndarray | None  # (C,)
     label_names: list[str]
     uncertainty: float | None = None  # where the model gives it (evidential methods)
+    clip_length: int | None = None  # video models: frames per clip (None for image models)
+    clip_frames: int = 0  # video models: frames of this track in its buffer
+    clip_new: bool = False  # video models: a new clip prediction was made at this frame
 
     @property
-    def raw_label(self) -> str:
-        """This frame's argmax, before smoothing."""
-        return self.label_names[int(np.argmax(self.probs))]
+    def warming_up(self) -> bool:
+        return self.probs is None
+
+    @property
+    def raw_label(self) -> str | None:
+        """This frame's (video: latest clip's) argmax, before smoothing; None while warming up."""
+        return None if self.probs is None else self.label_names[int(np.argmax(self.probs))]
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -53,12 +63,20 @@ class FaceResult:
             "box": [round(float(v), 1) for v in self.box],
             "score": round(float(self.score), 4),
             "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in self.keypoints],
+        }
+        if self.clip_length is not None:
+            d["clip"] = {"frames": self.clip_frames, "length": self.clip_length, "new": self.clip_new,
+                         "status": self.label if self.warming_up else "ready"}
+        if self.warming_up:
+            d.update(label=None, confidence=None)
+            return d
+        d.update({
             "label": self.label,
             "confidence": round(float(self.confidence), 4),
             "raw_label": self.raw_label,
             "probs": {n: round(float(p), 4) for n, p in zip(self.label_names, self.probs)},
             "smoothed_probs": {n: round(float(p), 4) for n, p in zip(self.label_names, self.smoothed_probs)},
-        }
+        })
         if self.uncertainty is not None:
             d["uncertainty"] = round(float(self.uncertainty), 4)
         return d
@@ -85,13 +103,25 @@ class StageTimings:
 
 
 def _load_model(model, backend: str | None, device: str):
-    from .runtimes import Model, load
+    """A Model (image) or VideoModel (split pair); a monolithic clip graph is swapped for the pair it names."""
+    from .runtimes import Model, VideoModel, load
 
-    if isinstance(model, Model):
-        return model
-    if isinstance(model, (str, Path)):
-        return load(model, device=device, backend=backend)
-    raise FerEdgeError(f"model must be a loaded Model, a path or a registered name, got {type(model).__name__}")
+    if isinstance(model, (Model, VideoModel)):
+        loaded, where = model, None
+    elif isinstance(model, (str, Path)):
+        loaded, where = load(model, device=device, backend=backend), Path(model)
+    else:
+        raise FerEdgeError(f"model must be a loaded Model, a path or a registered name, got {type(model).__name__}")
+    meta = loaded.metadata
+    if isinstance(loaded, Model) and (meta.input.layout != "NCHW" or meta.input.frames):
+        encoder = meta.extra.get("frame_encoder")
+        if where is None or not encoder or not (where.parent / encoder).exists():
+            raise FerEdgeError(
+                f"{meta.method} is a clip graph (clips of {meta.input.frames} frames); the live pipeline runs video "
+                "models as their split pair so that each frame is encoded once: pass the export folder, its "
+                "_frame_encoder or _temporal_head graph, or a VideoModel")
+        loaded = load(where.parent / encoder, device=device, backend=backend)
+    return loaded
 
 
 class Pipeline:
@@ -104,20 +134,22 @@ class Pipeline:
         ema: weight of the past in each face's probability average (0 = no smoothing).
         hysteresis: margin another class must win by before the shown label changes.
         iou_threshold, max_missed: tracker settings (overlap to continue a track; frames it survives unseen).
+        stride: video models: frames of a track between two clip predictions (1 = every frame once its
+            buffer holds a clip). Ignored for image models.
         min_face: ignore faces whose box is smaller than this many pixels on its short side.
         detector_options: settings for a detector created by name (e.g. ``score_threshold``).
     """
 
     def __init__(self, model: Any = "default", detector: str | FaceDetector = DEFAULT_DETECTOR, *,
                  backend: str | None = None, device: str = "auto", ema: float = 0.6, hysteresis: float = 0.1,
-                 iou_threshold: float = 0.3, max_missed: int = 10, min_face: int = 20,
+                 iou_threshold: float = 0.3, max_missed: int = 10, min_face: int = 20, stride: int = 4,
                  detector_options: dict | None = None):
+        from .runtimes import VideoModel
+
         self.model = _load_model(model, backend, device)
-        spec = self.model.metadata.input
-        if spec.layout != "NCHW" or spec.frames:
-            raise FerEdgeError(
-                f"{self.model.metadata.method} is a video model (clips of {spec.frames} frames); the live pipeline "
-                "runs image models for now: pick an image model")
+        self.video = isinstance(self.model, VideoModel)
+        self.stride = int(stride)
+        self.stream = self.model.stream(stride=self.stride) if self.video else None
         self.detector = create_detector(detector, **(detector_options or {}))
         self.tracker = IoUTracker(iou_threshold=iou_threshold, max_missed=max_missed)
         ProbabilitySmoother(ema, hysteresis)  # validate now, not at the first face
@@ -134,6 +166,8 @@ class Pipeline:
         """Forget tracks and timings (e.g. between unrelated videos)."""
         self.tracker.reset()
         self.timings.clear()
+        if self.video:
+            self.stream = self.model.stream(stride=self.stride)
 
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:
         clock = time.perf_counter
@@ -142,6 +176,13 @@ class Pipeline:
         t1 = clock()
         crops = self._align(frame, faces)
         t2 = clock()
+        if self.video:
+            results, classify = self._clips(faces, crops)
+            t4 = clock()
+            self.last_crops = crops
+            self.timings.add({"detect": t1 - t0, "align": t2 - t1, "classify": classify,
+                              "track_smooth": t4 - t2 - classify})
+            return results
         prediction = self._classify(crops) if crops else None
         t3 = clock()
         tracks = self.tracker.update(np.stack([d.box for d in faces]) if faces else np.zeros((0, 4)))
@@ -152,13 +193,47 @@ class Pipeline:
         return results
 
     def _align(self, frame: np.ndarray, faces: list[Detection]) -> list[np.ndarray]:
-        spec = self.model.metadata.input
+        spec = (self.model.encoder if self.video else self.model).metadata.input
         return [align_face(frame, d.keypoints, tuple(spec.size), spec.face_template, spec.face_scale)[0]
                 for d in faces]
 
     def _classify(self, crops: list[np.ndarray]):
         """One batch for all faces of the frame (a video model would read per-track clip buffers here)."""
         return self.model.predict(crops)
+
+    def _clips(self, faces: list[Detection], crops: list[np.ndarray]) -> tuple[list[FaceResult], float]:
+        """Video models: track first, then push each face's crop into its track's clip stream.
+
+        Returns the results and the seconds spent in the encoder and head (the "classify" stage)."""
+        tracks = self.tracker.update(np.stack([d.box for d in faces]) if faces else np.zeros((0, 4)))
+        start = time.perf_counter()
+        preds = [self.stream.push(tr.id, crop) for tr, crop in zip(tracks, crops)]
+        classify = time.perf_counter() - start
+        alive = {t.id for t in self.tracker.tracks}
+        for track_id in self.stream.tracks:
+            if track_id not in alive:  # expired: its buffer would never be used again
+                self.stream.drop(track_id)
+        return [self._clip_result(d, tr, p) for d, tr, p in zip(faces, tracks, preds)], classify
+
+    def _clip_result(self, det: Detection, track: Track, prediction) -> FaceResult:
+        """The track's latest clip expression (smoothed over its clips), or its warm-up state."""
+        length, names = self.stream.frames, self.model.labels
+        if prediction is not None:
+            smoother = track.state.get("smoother")
+            if smoother is None:
+                smoother = track.state["smoother"] = ProbabilitySmoother(self.ema, self.hysteresis)
+            smoothed, k = smoother.update(prediction.probs[0])
+            unc = None if prediction.uncertainty is None else float(prediction.uncertainty[0])
+            track.state["clip"] = (prediction.probs[0], smoothed, k, unc)
+        buffered = self.stream.buffered(track.id)
+        common = dict(box=det.box, keypoints=det.keypoints, score=det.score, track_id=track.id, label_names=names,
+                      clip_length=length, clip_frames=buffered, clip_new=prediction is not None)
+        if "clip" not in track.state:
+            return FaceResult(label=f"warming up {buffered}/{length}", confidence=0.0, probs=None,
+                              smoothed_probs=None, **common)
+        probs, smoothed, k, unc = track.state["clip"]
+        return FaceResult(label=names[k], confidence=float(smoothed[k]), probs=probs, smoothed_probs=smoothed,
+                          uncertainty=unc, **common)
 
     def _smooth(self, det: Detection, track: Track, prediction, i: int) -> FaceResult:
         smoother = track.state.get("smoother")

@@ -70,11 +70,15 @@ class FaceSet:
             return preprocess_clips(self.clips(spec.frames), spec)
         return preprocess_images(self.images, spec)
 
+    def clip_indices(self, frames: int) -> np.ndarray:
+        """(N, frames) face indices of the pseudo-clips of :meth:`clips`."""
+        n = len(self.images)
+        return (np.arange(n)[:, None] + np.arange(frames)[None, :]) % n
+
     def clips(self, frames: int) -> list[list[np.ndarray]]:
         """One pseudo-clip per face: it and the next `frames - 1` faces (cyclic). Real faces in every
         frame, so a video model's calibration sees real activation ranges; not real motion."""
-        n = len(self.images)
-        return [[self.images[(i + t) % n] for t in range(frames)] for i in range(n)]
+        return [[self.images[j] for j in row] for row in self.clip_indices(frames)]
 
     def relabel(self, model_labels: list[str]) -> "FaceSet":
         """Labels re-indexed to the model's output order by canonical name; faces whose class the

@@ -13,12 +13,14 @@ from .targets import get_target, is_transformer_graph
 
 def quantize_target(name: str, fp32: Path, calib_x: np.ndarray, calib: FaceSet, meta: ArtifactMetadata,
                     folder: Path, *, val: FaceSet | None, max_drop: float, fp32_evals: dict | None = None,
-                    quantizer: str = "onnxruntime"):
-    """(Int8Artifact, report dict) for target `name`, written into `folder` and `folder`/reports."""
+                    quantizer: str = "onnxruntime", stem: str | None = None):
+    """(Int8Artifact, report dict) for target `name`, written into `folder` and `folder`/reports.
+
+    `stem` names the artifact (default the method; `<method>_frame_encoder` for a split graph)."""
     opts = {"quantizer": quantizer} if name == "tensorrt" else {}
     target = get_target(name, **opts)
     transformer = is_transformer_graph(_onnx_of(fp32))
-    out = folder / f"{meta.method}_{target.suffix}"
+    out = folder / f"{stem or meta.method}_{target.suffix}"
     art = target.quantize(fp32, out, calib_x, meta, transformer=transformer, calib_source=calib.source)
 
     eval_faces, held_out = (val, True) if val is not None else (calib, False)
@@ -37,7 +39,10 @@ def quantize_target(name: str, fp32: Path, calib_x: np.ndarray, calib: FaceSet, 
 
 
 def _onnx_of(fp32: Path) -> Path:
-    return fp32 if fp32.suffix == ".onnx" else next(fp32.parent.glob("*.onnx"))
+    if fp32.suffix == ".onnx":
+        return fp32
+    same = fp32.with_name(fp32.name.removesuffix("_fp32.xml") + ".onnx")  # the ONNX the IR came from
+    return same if same.is_file() else next(fp32.parent.glob("*.onnx"))
 
 
 def _fallback(first_art, target, name, fp32, out, calib_x, calib, meta, val, ref, rep, max_drop, transformer):

@@ -24,8 +24,12 @@ def register(app: typer.Typer) -> None:
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="stop after this many frames"),
         ema: float = typer.Option(0.6, "--ema", min=0.0, max=0.99, help="weight of the past in each face's probability average (0 = off)"),
         hysteresis: float = typer.Option(0.1, "--hysteresis", min=0.0, max=0.99, help="margin a new label must win by before it is shown"),
+        stride: int = typer.Option(4, "--stride", min=1, help="video models: frames of a face between two clip-level predictions"),
     ) -> None:
-        """Detect faces, recognise their expressions, track and smooth them; write/show the results."""
+        """Detect faces, recognise their expressions, track and smooth them; write/show the results.
+
+        With a video model (a DFER-CLIP export folder or either graph of its split pair) each tracked face
+        gets a clip-level expression every --stride frames once 16 of its frames are buffered."""
         from rich.console import Console
 
         from ..errors import FerEdgeError
@@ -43,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[yellow]warning:[/] --show ignored: {problem}")
                 show = False
         runner = _Runner(console, output, json_path, show)
-        runner.go(camera, source, model, backend, device, detector, max_frames, ema, hysteresis)
+        runner.go(camera, source, model, backend, device, detector, max_frames, ema, hysteresis, stride)
 
 
 def _display_problem() -> str | None:
@@ -76,7 +80,7 @@ class _Runner:
         self.frames = 0
         self.faces = 0
 
-    def go(self, camera, source, model, backend, device, detector, max_frames, ema, hysteresis) -> None:
+    def go(self, camera, source, model, backend, device, detector, max_frames, ema, hysteresis, stride=4) -> None:
         import time
 
         from ..pipeline import Pipeline
@@ -85,7 +89,8 @@ class _Runner:
         src = open_source(source=source, camera=camera)
         with src:
             chosen = {"detector": detector} if detector else {}  # None: the pipeline's default detector
-            pipe = Pipeline(model=model, backend=backend, device=device, ema=ema, hysteresis=hysteresis, **chosen)
+            pipe = Pipeline(model=model, backend=backend, device=device, ema=ema, hysteresis=hysteresis,
+                            stride=stride, **chosen)
             self.console.print(f"{src.kind} [bold]{src.name}[/] -> {pipe.model!r}, detector {pipe.detector.name}")
             self._open_json()
             interrupted = False
@@ -123,7 +128,8 @@ class _Runner:
                         self.json_file.write(json.dumps(record) + "\n")
                         self.json_file.flush()
                     if self.output is None and not self.show and self.json_file is None:
-                        labels = ", ".join(f"#{f.track_id} {f.label} {f.confidence:.0%}" for f in faces) or "no face"
+                        labels = ", ".join(f"#{f.track_id} {f.label}" + ("" if f.warming_up else f" {f.confidence:.0%}")
+                                           for f in faces) or "no face"
                         progress.console.print(f"frame {frame.index}{' ' + frame.name if frame.name else ''}: {labels}")
                     if self.output is not None or self.show:
                         from ..vision.draw import draw_results

@@ -40,10 +40,14 @@ class Bundle:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "reports").mkdir(exist_ok=True)
 
-    def path(self, suffix: str) -> Path:
-        """`<method>.onnx` for suffix ".onnx", `<method>_fp32.xml` for "fp32.xml"."""
+    def path(self, suffix: str, graph: str | None = None) -> Path:
+        """`<method>.onnx` for suffix ".onnx", `<method>_fp32.xml` for "fp32.xml"; with `graph` (one graph
+        of a video model's split) `<method>_<graph>.onnx`, `<method>_<graph>_fp32.xml`."""
         sep = "" if suffix.startswith(".") else "_"
-        return self.folder / f"{self.metadata.method}{sep}{suffix}"
+        return self.folder / f"{self.stem(graph)}{sep}{suffix}"
+
+    def stem(self, graph: str | None = None) -> str:
+        return self.metadata.method + (f"_{graph}" if graph else "")
 
     def add(self, path: Path, kind: str, precision: str, **info: Any) -> None:
         self.artifacts.append({"file": Path(path).name, "kind": kind, "precision": precision, **info})
@@ -69,8 +73,9 @@ class Bundle:
                  f"output: {m.output.kind}; labels: {', '.join(m.labels)}", ""]
         if self.data:
             lines += ["Data:", ""] + [f"- {k}: {v}" for k, v in self.data.items()] + [""]
-        lines += ["| file | kind | precision |", "|---|---|---|"]
-        lines += [f"| {a['file']} | {a['kind']} | {a['precision']} |" for a in self.artifacts]
+        lines += ["| file | kind | precision | graph |", "|---|---|---|---|"]
+        lines += [f"| {a['file']} | {a['kind']} | {a['precision']} | {a.get('graph', 'classifier')} |"
+                  for a in self.artifacts]
         if self.parity:
             lines += ["", "Parity with PyTorch on real faces (max |diff| of the primary output):", "",
                       "| artifact | backend | faces | max diff | bound | ok |", "|---|---|---|---|---|---|"]

@@ -21,7 +21,9 @@ def output_names(meta: ArtifactMetadata) -> list[str]:
 
 
 def example_input(meta: ArtifactMetadata, batch: int = 2):
-    """A correctly shaped tracing input (its values do not matter for tracing; parity uses real faces)."""
+    """A correctly shaped tracing input for an image or clip graph (its values do not matter for
+    tracing; parity uses real faces). Graphs whose input is not pixels (a temporal head over frame
+    features) pass their own ``example`` to :func:`export_onnx`."""
     import torch
 
     gen = torch.Generator().manual_seed(0)
@@ -52,8 +54,11 @@ def _export_dynamo(module, x, in_name: str, out_names: list[str], opset: int):
 
 
 def export_onnx(module, meta: ArtifactMetadata, path: str | Path, *, opset: int = MIN_OPSET,
-                simplify: bool = True) -> Path:
-    """Write `module` (eval mode) as ONNX with a dynamic batch and `meta` embedded; return the path."""
+                simplify: bool = True, example=None) -> Path:
+    """Write `module` (eval mode) as ONNX with a dynamic batch and `meta` embedded; return the path.
+
+    `example`: a tracing input (batch >= 2) for graphs whose input the InputSpec does not describe as
+    pixels, e.g. a feature sequence; by default one is made from ``meta.input``."""
     onnx = require("onnx", "export", "ONNX export")
     import torch
 
@@ -61,7 +66,7 @@ def export_onnx(module, meta: ArtifactMetadata, path: str | Path, *, opset: int 
         raise FerEdgeError(f"--opset {opset} is too old: fer-edge exports opset {MIN_OPSET} or newer")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    x = example_input(meta)
+    x = example_input(meta) if example is None else example
     in_name, out_names = meta.input.name, output_names(meta)
     errors = []
     proto = None

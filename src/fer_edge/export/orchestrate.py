@@ -36,6 +36,7 @@ class ExportOptions:
     output: str | None = None
     opset: int = 17
     quantizer: str = "onnxruntime"
+    model_kwargs: dict = field(default_factory=dict)  # to the model builder (e.g. a reduced test architecture)
     parity_faces: int = PARITY_FACES
     command: str = ""
     log: Callable[[str], None] = field(default=lambda msg: None)
@@ -59,7 +60,8 @@ def run_export(opts: ExportOptions) -> Bundle:
 
         load_faces(None, what="calibration")
     targets = _check_targets(opts.int8_targets) if opts.int8 else []
-    src = load_source(opts.method, opts.weights, random_init=opts.random_init, clip_weights=opts.clip_weights)
+    src = load_source(opts.method, opts.weights, random_init=opts.random_init, clip_weights=opts.clip_weights,
+                      model_kwargs=opts.model_kwargs)
     meta = src.metadata
     bundle = Bundle(Path(opts.output or f"exports/{opts.method}"), meta, command=opts.command)
     bundle.data["weights"] = src.weights
@@ -84,6 +86,7 @@ def run_export(opts: ExportOptions) -> Bundle:
         else:
             bundle.parity.append(folded)
     ref = torch_outputs(src.module, x, meta)
+    meta = _linked(meta, src, bundle, ".onnx")
     log(f"exporting {opts.method} to ONNX (opset {opts.opset})")
     onnx_path = export_onnx(src.module, meta, bundle.path(".onnx"), opset=opts.opset)
     bundle.parity.append(check_parity(src.module, meta, onnx_path, x, reference=ref))
@@ -95,30 +98,51 @@ def run_export(opts: ExportOptions) -> Bundle:
         from .openvino import export_openvino
 
         log("converting to OpenVINO IR (FP32 and FP16)")
-        ir_fp32 = export_openvino(onnx_path, meta, bundle.path("fp32.xml"))
+        ir_fp32 = export_openvino(onnx_path, _linked(meta, src, bundle, "fp32.xml"), bundle.path("fp32.xml"))
         bundle.parity.append(check_parity(src.module, meta, ir_fp32, x, reference=ref))
         bundle.add(ir_fp32, "openvino", "fp32")
         if "openvino" in formats:
-            ir_fp16 = export_openvino(onnx_path, meta, bundle.path("fp16.xml"), fp16=True)
+            ir_fp16 = export_openvino(onnx_path, _linked(meta, src, bundle, "fp16.xml"), bundle.path("fp16.xml"),
+                                      fp16=True)
             bundle.parity.append(check_parity(src.module, meta, ir_fp16, x, reference=ref, precision="fp16"))
             bundle.add(ir_fp16, "openvino", "fp16")
 
+    # what INT8 starts from: the clip graph, or the frame encoder of a split (the head stays float)
+    quantized = {"onnx": (onnx_path, meta), "openvino": (ir_fp32, meta), "stem": None}
+    if src.split:
+        from .split import export_split
+
+        quantized = export_split(src, bundle, parity_faces, x, ref, formats, needs_ir, opset=opts.opset, log=log)
     if opts.int8:
         from ..calibrate.run import quantize_target
 
-        calib_x = calib.tensors(meta.input)
+        calib_x = calib.tensors(quantized["onnx"][1].input)
         fp32_evals: dict[str, object] = {}
+        if src.split:
+            bundle.data["int8"] = ("the frame encoder (99% of the compute); the temporal head, with the final "
+                                   "normalisation and the x100 scale, stays FP32; reports compare clip predictions "
+                                   "of the INT8 encoder + FP32 head with the FP32 pair on pseudo-clips of real faces")
         for name in targets:
             log(f"INT8 for {name}: calibrating on {len(calib)} faces")
-            fp32 = ir_fp32 if name == "openvino" else onnx_path
-            art, rep = quantize_target(name, fp32, calib_x, calib, meta, bundle.folder, val=val,
-                                       max_drop=opts.max_drop, fp32_evals=fp32_evals, quantizer=opts.quantizer)
+            fp32, qmeta = quantized["openvino" if name == "openvino" else "onnx"]
+            art, rep = quantize_target(name, fp32, calib_x, calib, qmeta, bundle.folder, val=val,
+                                       max_drop=opts.max_drop, fp32_evals=fp32_evals, quantizer=opts.quantizer,
+                                       stem=quantized["stem"])
             log(f"INT8 for {name}: done ({_drop_text(rep)})")
-            bundle.add(art.path, f"{name} int8", "int8", report=f"reports/int8_{name}.md")
+            graph = {"graph": qmeta.graph} if src.split else {}
+            bundle.add(art.path, f"{name} int8", "int8", report=f"reports/int8_{name}.md", **graph)
             bundle.int8_reports.append(rep)
     bundle.finish()
     log("done")
     return bundle
+
+
+def _linked(meta, src, bundle: Bundle, suffix: str):
+    """With a split, the monolithic graph's metadata names the pair's files of the same format (so a
+    pipeline given the clip graph finds the pair); unchanged otherwise."""
+    if not src.split:
+        return meta
+    return meta.replace(extra={**meta.extra, **{g.graph: bundle.path(suffix, g.graph).name for g in src.split}})
 
 
 def _drop_text(rep) -> str:

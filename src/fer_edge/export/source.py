@@ -5,12 +5,22 @@ starts from exactly the same module and the same metadata.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import FerEdgeError, require
 from ..metadata import ArtifactMetadata
+
+
+@dataclass
+class GraphSource:
+    """One graph of a method's edge split (e.g. DFER-CLIP's frame encoder and temporal head)."""
+
+    graph: str  # metadata graph kind: frame_encoder | temporal_head
+    module: Any  # eval-mode torch module
+    metadata: ArtifactMetadata
+    example: Any  # tracing input of batch 2 (the head's is a feature sequence, not pixels)
 
 
 @dataclass
@@ -20,22 +30,25 @@ class ExportSource:
     metadata: ArtifactMetadata
     weights: str  # human-readable: "embedded", a checkpoint file name, or "random-init"
     full: Any = None  # the full model when the deploy graph differs from it (text side folded)
+    split: list[GraphSource] = field(default_factory=list)  # the edge pair, where the model has one
 
 
 def load_source(method: str, weights: str | Path | None = None, *, random_init: bool = False,
-                clip_weights: str | Path | None = None) -> ExportSource:
+                clip_weights: str | Path | None = None, model_kwargs: dict[str, Any] | None = None) -> ExportSource:
     """Build `method` with its weights; refuse to export random weights unless asked to.
 
     Methods that ship weights (the default ``mini_xception``) use them when `weights` is None.
     `weights` may be our safetensors checkpoint or the authors' file (the method's checkpoint filter
-    maps it). Methods with a text tower fold it into constants in ``deploy_module()``.
+    maps it). Methods with a text tower fold it into constants in ``deploy_module()``; video models
+    that split into a per-frame encoder and a temporal head give the pair through ``split_graphs()``.
+    `model_kwargs` go to the model builder (e.g. a reduced architecture for tests).
     """
     require("torch", "torch", "export")
     from ..checkpoint import sha256_file
     from ..models import create_model, get_config
 
     cfg = get_config(method)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(model_kwargs or {})
     if clip_weights is not None:
         if not Path(clip_weights).is_file():
             raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
@@ -64,7 +77,14 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
     model.eval()
     deploy = model.deploy_module() if hasattr(model, "deploy_module") else model
     deploy.eval()
-    meta = cfg.metadata(source_sha256=sha)
+    meta = model.metadata_for("classifier") if hasattr(model, "metadata_for") else cfg.metadata()
+    meta.source_sha256 = sha
     meta.extra = {**meta.extra, "weights": described}
+    split = []
+    if hasattr(model, "split_graphs"):
+        for graph, (module, example) in model.split_graphs().items():
+            gmeta = model.metadata_for(graph)
+            gmeta.source_sha256, gmeta.extra = sha, {**gmeta.extra, "weights": described}
+            split.append(GraphSource(graph, module.eval(), gmeta, example))
     return ExportSource(method=method, module=deploy, metadata=meta, weights=described,
-                        full=model if deploy is not model else None)
+                        full=model if deploy is not model else None, split=split)

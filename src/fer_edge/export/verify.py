@@ -58,7 +58,8 @@ def check_parity(module, meta: ArtifactMetadata, artifact: str | Path, x: np.nda
         raise FerEdgeError("parity needs at least 2 real faces (to check the dynamic batch too)")
     atol, rtol = TOLERANCE[precision]
     ref = reference if reference is not None else torch_outputs(module, x, meta)
-    model = fer_edge.load(str(artifact), device="cpu", backend=backend, **full_precision(artifact, backend))
+    # pair=False: one graph of a video model's split is checked alone, against its own module
+    model = fer_edge.load(str(artifact), device="cpu", backend=backend, pair=False, **full_precision(artifact, backend))
     full = np.asarray(model.run(x)[meta.output.name])
     single = np.asarray(model.run(x[:1])[meta.output.name])
     res = compare(ref, full, atol=atol, rtol=rtol)
@@ -80,8 +81,9 @@ def check_folded(full, deploy, meta: ArtifactMetadata, x: np.ndarray, *, atol: f
     """The deploy graph (text side folded into constants) against the full model, on real faces.
 
     None when the full model's forward returns something else than the deploy graph's primary
-    output (then the model's own tests own that equality)."""
-    ref = torch_outputs(full, x, meta)
+    output (then the model's own tests own that equality). A model whose deploy graph adds
+    post-processing (UA-FER's evidence) says what the graph must equal through ``deploy_reference``."""
+    ref = torch_outputs(getattr(full, "deploy_reference", full), x, meta)
     got = torch_outputs(deploy, x, meta)
     if ref.shape != got.shape:
         return None

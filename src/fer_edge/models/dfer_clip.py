@@ -26,7 +26,6 @@ cosine is 1e-4 in the logits).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,7 +37,7 @@ from ..errors import FerEdgeError
 from ..data.video import DFEW_LABELS, MAFW_LABELS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
 from .clip_common import ARCHS, ClipArch, build_text, build_visual, encode_image, fold, get_arch, l2_normalize
-from .clip_common import load_clip_weights, plain_attention, text_from_embeddings, tokenize
+from .clip_common import load_clip_weights, text_from_embeddings, tokenize
 from .registry import MethodConfig, register_model
 
 # Class descriptions of models/Text.py::class_descriptor (rows 0-6: DFEW/FERV39k; 0-10: MAFW).
@@ -259,6 +258,20 @@ class DferClip(nn.Module):
         """The whole clip -> logits with the text side folded in (no text encoder in the graph)."""
         return DferClipDeploy(self.frame_encoder_module(), self.temporal_head_module()).eval()
 
+    def split_graphs(self) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+        """The edge pair the exporter writes beside the monolithic graph: graph kind -> (eval module,
+        tracing example of batch 2). The head's example is a feature sequence, not pixels."""
+        return {g: graph_module(self, g) for g in ("frame_encoder", "temporal_head")}
+
+    def metadata_for(self, graph: str) -> ArtifactMetadata:
+        """Artifact metadata of one deployment graph, with this model's frame size and feature width."""
+        cfg = getattr(self, "fer_cfg", None)
+        if cfg is None:
+            raise FerEdgeError("build the model with fer_edge.models.create_model so that it carries its config")
+        meta = graph_metadata(cfg, graph, feature_dim=self.feature_dim)
+        meta.input.size = tuple(self.input_size)
+        return meta
+
     def ignored_checkpoint_keys(self, sd: dict) -> list[str]:
         # Present in the authors' state dict (the aliased CLIP) but unused by their forward.
         return [k for k in ("clip_model_.token_embedding.weight", "clip_model_.logit_scale") if k in sd]
@@ -392,31 +405,11 @@ def graph_module(model: DferClip, graph: str) -> tuple[nn.Module, torch.Tensor]:
 
 def export_graph_onnx(model: DferClip, graph: str, path: str | Path, *, opset: int = 17,
                       cfg: MethodConfig | None = None) -> Path:
-    """Write one deployment graph as ONNX (dynamic batch, fer-edge metadata inside).
+    """Write one deployment graph as ONNX (dynamic batch, fer-edge metadata inside) through the
+    generic exporter, with the graph's own tracing example (the head's input is a feature sequence)."""
+    from ..export.onnx import export_onnx
 
-    Exported here rather than through the generic exporter because the temporal head's input is a
-    feature sequence, which an image InputSpec cannot describe for tracing.
-    """
-    import onnx
-
-    from ..metadata import attach_to_onnx
-
-    cfg = cfg or getattr(model, "fer_cfg", None)
-    if cfg is None:
-        raise FerEdgeError("build the model with fer_edge.models.create_model so that it carries its config")
+    if cfg is not None:
+        model.fer_cfg = cfg
     module, example = graph_module(model, graph)
-    meta = graph_metadata(cfg, graph, feature_dim=model.feature_dim)
-    meta.input.size = tuple(model.input_size)
-    names = (meta.input.name, meta.output.name)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # plain_attention: nn.MultiheadAttention's fused inference kernel has no ONNX symbolic
-    with torch.no_grad(), plain_attention(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks inside nn.MultiheadAttention
-        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[names[0]], output_names=[names[1]],
-                          dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}})
-    proto = onnx.load(str(path))
-    attach_to_onnx(proto, meta)
-    onnx.save(proto, str(path))
-    return path
+    return export_onnx(module, model.metadata_for(graph), path, opset=opset, example=example)

@@ -13,8 +13,9 @@ from ..errors import FerEdgeError, MissingDependencyError
 from ..metadata import ArtifactMetadata, InputSpec
 from .base import Backend, BackendInfo, TensorInfo
 from .model import Model, Prediction
+from .video import PAIR, VideoModel
 
-__all__ = ["load", "Model", "Prediction", "Backend", "BackendInfo", "TensorInfo", "BACKENDS", "backend_for_path"]
+__all__ = ["load", "Model", "VideoModel", "Prediction", "Backend", "BackendInfo", "TensorInfo", "BACKENDS", "backend_for_path"]
 
 # name -> (module, class, pip extra)
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -80,8 +81,9 @@ def load(
     *,
     labels: list[str] | None = None,
     input_size: int | tuple[int, int] | None = None,
+    pair: bool = True,
     **options: Any,
-) -> Model:
+) -> Model | VideoModel:
     """Load an artifact (or a registered name such as ``"default"``) for inference.
 
     Args:
@@ -90,16 +92,49 @@ def load(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``/``"cuda:N"``, OpenVINO's ``"GPU"``/``"NPU"``/``"AUTO"``.
         backend: override the backend chosen from the file type.
         labels, input_size: for artifacts without fer-edge metadata (a foreign ONNX file).
+        pair: a video model's frame_encoder or temporal_head graph (or an export folder holding the
+            pair) loads as a :class:`VideoModel` with its partner graph; ``pair=False`` loads the one
+            graph as a plain Model (e.g. to check it alone).
         options: backend-specific settings (e.g. ``threads``, ``performance_hint``, ``precision``).
     """
     resolved, backend = _resolve_name(path, backend)
     if not resolved.exists():
         raise FerEdgeError(f"artifact not found: {resolved}; check the path or run `fer-edge export`")
+    if resolved.is_dir():
+        resolved = _video_pair_in_bundle(resolved, backend) or resolved
     name = ALIASES.get(backend, backend) if backend else backend_for_path(resolved)
     engine = backend_class(name)(resolved, device=device, **options)
     meta = engine.read_metadata()
     meta = _apply_overrides(meta, engine, labels, input_size, resolved)
-    return Model(engine, meta)
+    model = Model(engine, meta)
+    if pair and meta.graph in PAIR:
+        from .video import load_pair
+
+        return load_pair(resolved, model, lambda p: load(p, device=device, backend=backend, pair=False, **options))
+    return model
+
+
+def _video_pair_in_bundle(folder: Path, backend: str | None) -> Path | None:
+    """The FP32 frame encoder of an export folder that holds a video model's split pair, for the
+    backend asked for (ONNX Runtime by default); None for other folders (an OpenVINO IR folder)."""
+    import json
+
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        artifacts = json.loads(manifest.read_text()).get("artifacts", [])
+    except ValueError:
+        raise FerEdgeError(f"{manifest} is not valid JSON; re-export the folder") from None
+    encoders = [a for a in artifacts if a.get("graph") == PAIR[0] and a.get("precision") == "fp32"]
+    if not encoders:
+        return None
+    name = ALIASES.get(backend, backend) if backend else "onnxruntime"
+    kind = {"onnxruntime": "onnx", "openvino": "openvino"}.get(name)
+    chosen = [a for a in encoders if a.get("kind") == kind]
+    if not chosen:
+        raise FerEdgeError(f"{folder} holds no FP32 {name} frame encoder; pass the graph file itself")
+    return folder / chosen[0]["file"]
 
 
 def _apply_overrides(meta, engine, labels, input_size, path) -> ArtifactMetadata:

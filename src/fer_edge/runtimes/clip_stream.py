@@ -118,6 +118,11 @@ class ClipStream:
         out = self.head.run({self.head.metadata.input.name: clip[None]})
         return self.head.postprocess(out)
 
+    def buffered(self, track_id: Hashable) -> int:
+        """Frame features a track holds now (0 for an unknown track); a prediction needs `frames`."""
+        track = self._tracks.get(track_id)
+        return 0 if track is None else len(track.features)
+
     def drop(self, track_id: Hashable) -> None:
         """Forget a track (it left the scene); unknown ids are ignored."""
         self._tracks.pop(track_id, None)

@@ -21,19 +21,23 @@ def colour_for(label: str) -> tuple[int, int, int]:
     return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw_face(frame: np.ndarray, box, label: str, confidence: float, track_id: int | None = None,
+WARMING_UP = (150, 150, 150)
+
+
+def draw_face(frame: np.ndarray, box, label: str, confidence: float | None, track_id: int | None = None,
               keypoints=None) -> None:
-    """Draw one face in place."""
+    """Draw one face in place; confidence None (a video model still filling its clip) draws the label
+    in grey without a percentage or bar."""
     h, w = frame.shape[:2]
     thick = max(1, round(min(h, w) / 400))
     font = 0.4 + min(h, w) / 1600
     x1, y1, x2, y2 = (int(round(v)) for v in box)
-    colour = colour_for(label)
+    colour = WARMING_UP if confidence is None else colour_for(label)
     cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thick + 1)
     if keypoints is not None:
         for x, y in np.asarray(keypoints)[:4]:
             cv2.circle(frame, (int(round(x)), int(round(y))), thick + 1, colour, -1)
-    text = f"{label} {confidence:.0%}" + (f"  #{track_id}" if track_id is not None else "")
+    text = label + ("" if confidence is None else f" {confidence:.0%}") + (f"  #{track_id}" if track_id is not None else "")
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
     ty = y1 - 8 if y1 - th - 12 > 0 else y2 + th + 8
     cv2.rectangle(frame, (x1, ty - th - 4), (x1 + tw + 6, ty + base), colour, -1)
@@ -42,6 +46,8 @@ def draw_face(frame: np.ndarray, box, label: str, confidence: float, track_id: i
     bar_y = min(h - 1, y2 + 4)
     bar_h = max(3, thick * 3)
     cv2.rectangle(frame, (x1, bar_y), (x2, bar_y + bar_h), (60, 60, 60), -1)
+    if confidence is None:
+        return
     cv2.rectangle(frame, (x1, bar_y), (x1 + int((x2 - x1) * float(confidence)), bar_y + bar_h), colour, -1)
 
 
@@ -59,7 +65,8 @@ def draw_results(frame: np.ndarray, faces: Sequence, fps: float | None = None) -
     """A copy of `frame` with every face result (pipeline.FaceResult) and the FPS drawn on it."""
     out = frame.copy()
     for face in faces:
-        draw_face(out, face.box, face.label, face.confidence, face.track_id, face.keypoints)
+        confidence = None if getattr(face, "warming_up", False) else face.confidence
+        draw_face(out, face.box, face.label, confidence, face.track_id, face.keypoints)
     if fps is not None:
         draw_fps(out, fps)
     return out
