@@ -104,8 +104,16 @@ class ClipFerNet(nn.Module):
         tokens = visual_tokens(self.visual, images, deep_prompts=prompts)
         return self.head(tokens, self.visual.proj, text)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(images)[0]
+    def forward(self, images: torch.Tensor, return_features: bool = False):
+        """Logits; with ``return_features`` (training with KD) (logits, local, global) through one call,
+        so DistributedDataParallel sees the forward."""
+        out = self.forward_features(images)
+        return out if return_features else out[0]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Training/export input size (reduced configurations use smaller images)."""
+        return (self.arch.image_size, self.arch.image_size)
 
     def deploy_module(self) -> nn.Module:
         """image -> logits (UA-FER: evidence, uncertainty); the text side folded into constants."""
@@ -303,3 +311,25 @@ def _register(name: str, labels: tuple[str, ...], dataset: str):
 
 ceprompt = _register("ceprompt", LABEL_SETS["rafdb"], "RAF-DB (7 classes)")
 ceprompt_affectnet7 = _register("ceprompt_affectnet7", LABEL_SETS["affectnet7"], "AffectNet (7 classes)")
+
+
+def _register_stage1(name: str, labels: tuple[str, ...], dataset: str):
+    cfg = MethodConfig(
+        name=name, family="ceprompt", labels=labels, input=input_spec(),
+        output=OutputSpec(name="logits", kind="logits"),
+        licence="unknown (authors' repository states none); CLIP weights: MIT (OpenAI)",
+        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn",
+        notes=f"{dataset}. CEPrompt stage 1 (EVA): the starting point of stage 2, also deployable on its own.",
+    )
+
+    def build(**kwargs: Any) -> FrozenTextClipFer:
+        return stage1_model(labels, **kwargs)
+
+    build.__name__ = name
+    build.__doc__ = f"CEPrompt stage-1 (EVA) model for {dataset}; kwargs (clip_weights=, ...) go to FrozenTextClipFer."
+    return register_model(cfg)(build)
+
+
+ceprompt_stage1 = _register_stage1("ceprompt_stage1", LABEL_SETS["rafdb"], "RAF-DB (7 classes)")
+ceprompt_stage1_affectnet7 = _register_stage1("ceprompt_stage1_affectnet7", LABEL_SETS["affectnet7"],
+                                              "AffectNet (7 classes)")
