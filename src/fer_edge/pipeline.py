@@ -128,7 +128,8 @@ class Pipeline:
     """Faces and their expressions in BGR frames.
 
     Args:
-        model: a loaded ``Model``, an artifact path or a registered name (``"default"``).
+        model: a loaded ``Model`` or ``VideoModel``, an artifact path (a video model's export folder or
+            either graph of its pair too) or a registered name (``"default"``).
         detector: a ``FaceDetector`` or a registered name (``"blazeface"``, ``"blazeface_full"``, ``"haar"``).
         backend, device: passed to ``fer_edge.load`` when `model` is not loaded yet.
         ema: weight of the past in each face's probability average (0 = no smoothing).
