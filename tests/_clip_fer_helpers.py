@@ -56,3 +56,17 @@ def onnx_parity(module, path, output_names, batches=(1, 3), size=224) -> float:
             assert g.shape == tuple(r.shape) and g.shape[0] == b
             worst = max(worst, float(np.abs(g - r.numpy()).max()))
     return worst
+
+
+def save_tiny_clip(path, seed: int = 1):
+    """A random open_clip CLIP with TINY's shapes saved as an OpenCLIP state dict; returns (path, model)."""
+    import open_clip
+
+    torch.manual_seed(seed)
+    clip = open_clip.CLIP(embed_dim=TINY.embed_dim,
+                          vision_cfg=dict(image_size=TINY.image_size, patch_size=TINY.patch_size,
+                                          width=TINY.vision_width, layers=TINY.vision_layers, head_width=32),
+                          text_cfg=dict(context_length=77, vocab_size=49408, width=TINY.text_width,
+                                        heads=TINY.text_heads, layers=TINY.text_layers), quick_gelu=True)
+    torch.save(clip.state_dict(), path)
+    return path, clip

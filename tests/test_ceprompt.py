@@ -7,12 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from _clip_fer_helpers import TINY, fill_tensors, official_names, onnx_parity  # noqa: E402
+from _clip_fer_helpers import TINY, fill_tensors, official_names, onnx_parity, save_tiny_clip  # noqa: E402
 
 from fer_edge.checkpoint import load_state_dict_checked  # noqa: E402
 from fer_edge.models import create_model, get_config  # noqa: E402
 from fer_edge.models.ceprompt import CEPrompt, checkpoint_filter_fn  # noqa: E402
-from fer_edge.models.clip_common import l2_normalize, text_from_embeddings  # noqa: E402
+from fer_edge.models.clip_common import encode_image, l2_normalize, text_from_embeddings, tokenize  # noqa: E402
 
 TOL = {"logits": dict(rtol=1e-4, atol=1e-4), "local_feat": dict(rtol=0, atol=1e-5),
        "global_feat": dict(rtol=0, atol=1e-5), "text_features": dict(rtol=0, atol=1e-5),
@@ -101,3 +101,17 @@ def test_official_checkpoint_file_loads(tmp_path):
 
     with pytest.raises(FerEdgeError, match="missing keys"):
         create_model("ceprompt", arch=TINY, checkpoint_path=str(stage1_only))
+
+
+def test_clip_weights_initialise_towers_and_prompts(tmp_path):
+    # As the authors build it from CLIP: towers copied, ctx = embeddings of "a photo", buffers from the template.
+    path, clip = save_tiny_clip(tmp_path / "tiny_clip.bin")
+    m = CEPrompt(arch=TINY, clip_weights=path).eval()
+    emb = clip.token_embedding.weight.detach()
+    tokens = tokenize(["a photo of surprise."])[0]
+    assert torch.equal(m.prompt_learner.ctx.detach(), emb[tokens[1:3]])
+    assert torch.equal(m.prompt_learner.token_prefix[0, 0], emb[tokens[0]])
+    assert torch.equal(m.prompt_learner.token_suffix[0], emb[tokens[3:]])
+    x = torch.randn(1, 3, TINY.image_size, TINY.image_size)
+    with torch.no_grad():
+        assert torch.allclose(encode_image(m.visual, x), clip.encode_image(x), atol=1e-6)

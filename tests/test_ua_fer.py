@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-open_clip = pytest.importorskip("open_clip")
+pytest.importorskip("open_clip")
 
-from _clip_fer_helpers import TINY, fill_tensors, official_names, onnx_parity  # noqa: E402
+from _clip_fer_helpers import TINY, fill_tensors, official_names, onnx_parity, save_tiny_clip  # noqa: E402
 
 from fer_edge.checkpoint import load_into, load_state_dict_checked, save_checkpoint  # noqa: E402
 from fer_edge.errors import FerEdgeError  # noqa: E402
@@ -94,15 +94,7 @@ def test_evidence_clips_negative_scores():
 
 @pytest.fixture(scope="module")
 def tiny_clip_file(tmp_path_factory):
-    torch.manual_seed(1)
-    clip = open_clip.CLIP(embed_dim=TINY.embed_dim,
-                          vision_cfg=dict(image_size=TINY.image_size, patch_size=TINY.patch_size,
-                                          width=TINY.vision_width, layers=TINY.vision_layers, head_width=32),
-                          text_cfg=dict(context_length=77, vocab_size=49408, width=TINY.text_width,
-                                        heads=TINY.text_heads, layers=TINY.text_layers), quick_gelu=True)
-    path = tmp_path_factory.mktemp("clip") / "tiny_clip.bin"
-    torch.save(clip.state_dict(), path)
-    return path
+    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny_clip.bin")[0]
 
 
 def test_onnx_dynamic_batch_two_outputs(tiny_clip_file, tmp_path):

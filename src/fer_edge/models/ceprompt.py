@@ -30,8 +30,8 @@ from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
 from ..metadata import InputSpec, OutputSpec
 from .clip_common import (IMAGENET_MEAN, IMAGENET_STD, ClipArch, build_text, build_visual, encode_texts, fold,
-                          get_arch, l2_normalize, load_clip_weights, read_token_embedding, text_from_embeddings,
-                          tokenize, visual_tokens)
+                          get_arch, l2_normalize, load_clip_weights, read_clip_state_dict, read_token_embedding,
+                          text_from_embeddings, tokenize, visual_tokens)
 from .registry import MethodConfig, register_model
 
 # The authors' prompts use these words for our canonical label names.
@@ -233,8 +233,9 @@ class CEPrompt(ClipFerNet):
         self.text_encoder.token_embedding = None  # not part of the authors' model; prompts come as embeddings
         token_embedding = None
         if clip_weights is not None:
-            load_clip_weights(clip_weights, visual=self.visual, text=self.text_encoder)
-            token_embedding = read_token_embedding(clip_weights)
+            sd = read_clip_state_dict(clip_weights)
+            load_clip_weights(clip_weights, visual=self.visual, text=self.text_encoder, state_dict=sd)
+            token_embedding = read_token_embedding(clip_weights, state_dict=sd)
         self.prompt_learner = CatPromptLearner(prompt_words(self.labels), self.arch, n_ctx=n_ctx,
                                                depth=prompts_depth, token_embedding=token_embedding)
 

@@ -219,14 +219,17 @@ def split_towers(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
 
 
 def load_clip_weights(path: str | Path, *, visual: nn.Module | None = None, text: nn.Module | None = None,
-                      min_fraction: float = 0.99) -> dict[str, int]:
+                      min_fraction: float = 0.99, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, int]:
     """Load a local CLIP file into the given towers; return matched/total counts per tower.
+
+    ``state_dict``: the file's tensors when the caller has already read them (:func:`read_clip_state_dict`),
+    so a 600 MB file is not read twice; ``path`` then only names it in messages.
 
     Logs (at WARNING, so users see it) how many tensors matched; raises FerEdgeError when a tower
     matches less than ``min_fraction`` of its tensors or a shape differs (wrong architecture, e.g.
     a ViT-B/32 file for a ViT-B/16 model), instead of silently running with random weights.
     """
-    sd = read_clip_state_dict(path)
+    sd = read_clip_state_dict(path) if state_dict is None else state_dict
     vis_sd, text_sd = split_towers(sd)
     name = Path(path).name
     report: dict[str, int] = {}
@@ -252,9 +255,9 @@ def load_clip_weights(path: str | Path, *, visual: nn.Module | None = None, text
     return report
 
 
-def read_token_embedding(path: str | Path) -> torch.Tensor:
+def read_token_embedding(path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The (vocab, width) token embedding of a CLIP file (prompt learners build their buffers from it)."""
-    sd = read_clip_state_dict(path)
+    sd = read_clip_state_dict(path) if state_dict is None else state_dict
     if "token_embedding.weight" not in sd:
         raise FerEdgeError(f"{Path(path).name} has no token_embedding.weight; it is not a full CLIP checkpoint")
     return sd["token_embedding.weight"]
