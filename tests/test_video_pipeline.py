@@ -101,6 +101,21 @@ def test_load_bundle_or_either_graph_gives_the_pair(bundle, files, real_clips):
         fer_edge.load(bundle.folder).predict(real_clips[0])
 
 
+def test_stream_push_many_equals_push_one_at_a_time(bundle, real_clips):
+    video = fer_edge.load(bundle.folder)
+    one, many = video.stream(stride=1), video.stream(stride=1)
+    for t in range(FRAMES + 1):
+        frame = [(k, clip[t % FRAMES]) for k, clip in enumerate(real_clips)]  # three tracks in one frame
+        singles = [one.push(k, crop) for k, crop in frame]
+        batched = many.push_many(frame)
+        assert [p is None for p in singles] == [p is None for p in batched] == [t < FRAMES - 1] * len(frame)
+        for a, b in zip(singles, batched):
+            if a is not None:
+                np.testing.assert_allclose(b.raw, a.raw, rtol=0, atol=1e-4)
+    with pytest.raises(FerEdgeError, match="one crop per track"):
+        many.push_many([(0, real_clips[0][0]), (0, real_clips[0][1])])
+
+
 def test_missing_partner_is_a_clear_error(files, tmp_path):
     lone = tmp_path / files["frame_encoder"].name
     lone.write_bytes(files["frame_encoder"].read_bytes())

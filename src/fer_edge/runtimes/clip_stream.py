@@ -90,19 +90,36 @@ class ClipStream:
 
     def encode(self, face_crop: np.ndarray) -> np.ndarray:
         """One BGR uint8 face crop -> its feature vector (D,)."""
-        x = preprocess_images([face_crop], self.encoder.metadata.input)
+        return self.encode_many([face_crop])[0]
+
+    def encode_many(self, face_crops: list[np.ndarray]) -> np.ndarray:
+        """Face crops -> features (N, D) in one encoder call (one batch is cheaper per face than N calls)."""
+        x = preprocess_images(face_crops, self.encoder.metadata.input)
         out = self.encoder.run(x)
         feats = out.get(self.encoder.metadata.output.name)
         if feats is None:
             feats = next(iter(out.values()))
-        return np.asarray(feats, np.float32).reshape(-1)
+        return np.asarray(feats, np.float32).reshape(len(face_crops), -1)
 
     def push(self, track_id: Hashable, face_crop: np.ndarray) -> Prediction | None:
         """Add the track's next face crop; return a one-row Prediction when one is due, else None."""
+        return self._append(track_id, self.encode(face_crop))
+
+    def push_many(self, items: list[tuple[Hashable, np.ndarray]]) -> list[Prediction | None]:
+        """`push` for the faces of one frame (distinct tracks), their crops encoded in one batch."""
+        if not items:
+            return []
+        ids = [t for t, _ in items]
+        if len(set(ids)) != len(ids):
+            raise FerEdgeError("push_many takes one crop per track (a frame's faces); push a track's frames in order")
+        feats = self.encode_many([crop for _, crop in items])
+        return [self._append(t, f) for t, f in zip(ids, feats)]
+
+    def _append(self, track_id: Hashable, feature: np.ndarray) -> Prediction | None:
         track = self._tracks.get(track_id)
         if track is None:
             track = self._tracks[track_id] = _Track(features=deque(maxlen=self.window))
-        track.features.append(self.encode(face_crop))
+        track.features.append(feature)
         track.seen += 1
         if len(track.features) < self.frames:
             return None
