@@ -122,3 +122,17 @@ def test_official_checkpoint_needs_clip_text_and_loads(tiny_clip_file, tmp_path)
     with torch.no_grad():
         assert torch.equal(again.eval()(x), src(x))
     again.deploy_module()  # text is ready: does not raise
+
+
+def test_import_command_takes_clip_weights(tiny_clip_file, tmp_path):
+    from fer_edge.checkpoint import load_checkpoint
+    from fer_edge.cli.import_ckpt import import_checkpoint
+
+    src = UAFER(arch=TINY, clip_weights=tiny_clip_file).eval()
+    official = tmp_path / "model_epoch_1.pth"
+    torch.save(official_names(src.state_dict()), official)
+    with pytest.raises(FerEdgeError, match="--clip-weights"):
+        import_checkpoint("ua_fer", official, tmp_path / "a.safetensors", arch=TINY)
+    out, counts = import_checkpoint("ua_fer", official, tmp_path / "b.safetensors", clip_weights=tiny_clip_file, arch=TINY)
+    sd, meta = load_checkpoint(out)
+    assert meta.method == "ua_fer" and counts["missing"] == 0 and "class_embeddings" in sd

@@ -13,10 +13,11 @@ from typing import Optional
 
 import typer
 
+from ..errors import FerEdgeError
+
 
 def dataset_labels(dataset: str, num_classes: int) -> list[str]:
     """Label order of the checkpoint's training data set (e.g. "caer-s" -> LABEL_SETS["caers"])."""
-    from ..errors import FerEdgeError
     from ..labels import LABEL_SETS
 
     key = dataset.lower().replace("-", "").replace("_", "")
@@ -34,14 +35,23 @@ def default_output(checkpoint: Path, method: str) -> Path:
 
 
 def import_checkpoint(method: str, checkpoint: str | Path, output: str | Path | None = None,
-                      dataset: str | None = None) -> tuple[Path, dict]:
-    """Read, check and convert an authors' checkpoint; returns (our file, load report)."""
+                      dataset: str | None = None, clip_weights: str | Path | None = None,
+                      **model_kwargs) -> tuple[Path, dict]:
+    """Read, check and convert an authors' checkpoint; returns (our file, load report).
+
+    `clip_weights`: the CLIP file for methods whose released checkpoints leave the CLIP towers out
+    (UA-FER); the imported checkpoint then holds everything needed to run.
+    """
     from ..checkpoint import load_into, save_checkpoint, sha256_file
     from ..models import create_model, get_config
 
     cfg = get_config(method)
     checkpoint = Path(checkpoint)
-    model = create_model(method)
+    if clip_weights is not None and not Path(clip_weights).is_file():
+        raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
+    if clip_weights:
+        model_kwargs["clip_weights"] = str(clip_weights)
+    model = create_model(method, **model_kwargs)
     report = load_into(model, checkpoint, method=method)  # strict: raises on missing/unexpected keys
     labels = dataset_labels(dataset, len(cfg.labels)) if dataset else list(cfg.labels)
     counts = {"loaded": len(model.state_dict()), "ignored": len(report["ignored"]),
@@ -65,13 +75,14 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, help="our checkpoint to write (default: <checkpoint>.<method>.safetensors)"),
         dataset: Optional[str] = typer.Option(None, help="data set the checkpoint was trained on, for its label order "
                                                          "(rafdb, affectnet7, affectnet8, caer-s, ...)"),
+        clip_weights: Optional[Path] = typer.Option(None, help="local CLIP weights (CLIP methods whose files lack the towers)"),
     ) -> None:
         """Import an authors' released checkpoint (no pickled code is executed) into our format."""
         from rich.console import Console
 
         console = Console()
         with console.status(f"reading {checkpoint.name}"):
-            out, counts = import_checkpoint(method, checkpoint, output, dataset)
+            out, counts = import_checkpoint(method, checkpoint, output, dataset, clip_weights)
         console.print(
             f"{method}: {counts['loaded']} tensors loaded, {counts['ignored']} ignored (modules the original never runs), "
             f"{counts['missing']} missing, {counts['unexpected']} unexpected -> {out}"
