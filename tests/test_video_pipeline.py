@@ -37,7 +37,7 @@ def bundle(tmp_path_factory, shared_data):
         torch.manual_seed(3)
         out = tmp_path_factory.mktemp("dfer_export")
         return run_export(ExportOptions(method="dfer_clip", random_init=True, model_kwargs={"arch": TINY_ARCH},
-                                        formats=("onnx",), int8=True, int8_targets=("onnxruntime",),
+                                        formats=("onnx", "openvino"), int8=True, int8_targets=("onnxruntime",),
                                         calib_data=str(faces), output=str(out)))
     finally:
         torch.set_num_threads(threads)
@@ -45,8 +45,13 @@ def bundle(tmp_path_factory, shared_data):
 
 @pytest.fixture(scope="module")
 def files(bundle) -> dict[str, Path]:
-    return {a.get("graph", "classifier") + ("_int8" if a["precision"] == "int8" else ""): bundle.folder / a["file"]
-            for a in bundle.artifacts}
+    """graph (+ "_int8") -> the ONNX file; graph + "_fp32.xml"/"_fp16.xml" -> the OpenVINO IRs."""
+    out = {}
+    for a in bundle.artifacts:
+        graph = a.get("graph", "classifier")
+        key = graph + ("_int8" if a["precision"] == "int8" else "" if a["kind"] == "onnx" else f"_{a['precision']}.xml")
+        out[key] = bundle.folder / a["file"]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +64,8 @@ def real_clips(shared_data):
 
 
 def test_export_writes_linked_pair_verified_against_the_clip_graph(bundle, files):
-    assert set(files) == {"classifier", "frame_encoder", "temporal_head", "frame_encoder_int8"}
+    assert set(files) == {f"{g}{s}" for g in ("classifier", "frame_encoder", "temporal_head")
+                          for s in ("", "_fp32.xml", "_fp16.xml")} | {"frame_encoder_int8"}
     enc = fer_edge.load(files["frame_encoder"], pair=False).metadata
     head = fer_edge.load(files["temporal_head"], pair=False).metadata
     full = fer_edge.load(files["classifier"]).metadata
@@ -72,7 +78,9 @@ def test_export_writes_linked_pair_verified_against_the_clip_graph(bundle, files
                                                                           files["temporal_head"].name)
     parity = {p["artifact"]: p for p in bundle.parity}
     assert all(p["ok"] for p in parity.values()), parity
-    assert {f.name for f in files.values() if "int8" not in f.name} <= set(parity)
+    assert {f.name for f in files.values() if "int8" not in f.name} <= set(parity)  # every FP32/FP16 file
+    ir = fer_edge.load(files["frame_encoder_fp16.xml"], pair=False).metadata
+    assert ir.extra["temporal_head"] == files["temporal_head_fp16.xml"].name  # partners of the same format
     split = [p for p in parity.values() if "split pair" in p["artifact"]]
     assert len(split) == 1 and split[0]["max_abs_diff"] <= 1e-4 and split[0]["faces"] >= 2
     # INT8: the encoder only, agreement-based report (pseudo-clips have no clip labels), head linked
@@ -97,6 +105,12 @@ def test_load_bundle_or_either_graph_gives_the_pair(bundle, files, real_clips):
         np.testing.assert_allclose(got.raw, want.raw, rtol=0, atol=1e-4)
         assert got.names == want.names
     assert isinstance(fer_edge.load(files["frame_encoder"], pair=False), Model)
+    # f32: OpenVINO would pick bf16 on CPUs that have it; the option reaches both graphs of the pair
+    for video in (fer_edge.load(bundle.folder, backend="openvino", precision="f32"),
+                  fer_edge.load(files["temporal_head_fp32.xml"], precision="f32")):
+        assert isinstance(video, VideoModel) and video.backend == "openvino"
+        assert video.encoder.metadata.precision == video.head.metadata.precision == "fp32"
+        np.testing.assert_allclose(video.predict_clips(real_clips).raw, want.raw, rtol=0, atol=1e-3)
     with pytest.raises(FerEdgeError, match="predict_clips"):
         fer_edge.load(bundle.folder).predict(real_clips[0])
 
