@@ -49,7 +49,7 @@ class NncfOpenVinoTarget(Int8Target):
     def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
         nncf = require("nncf", "export", "OpenVINO INT8")
         ov, model = _read_fp32(Path(fp32))
-        kw, settings = self._common(transformer, list(exclude))
+        kw, settings = self._common(transformer, list(exclude) + (head_layers(model) if transformer else []))
         start = time.perf_counter()
         data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
         q = nncf.quantize(model, data, subset_size=len(calib), **kw)
@@ -62,7 +62,7 @@ class NncfOpenVinoTarget(Int8Target):
         """NNCF's accuracy-aware quantization: top-1 on `val_x`/`val_y` may fall by at most `max_drop_points`."""
         nncf = require("nncf", "export", "OpenVINO INT8")
         ov, model = _read_fp32(Path(fp32))
-        kw, settings = self._common(transformer, [])
+        kw, settings = self._common(transformer, head_layers(model) if transformer else [])
         items = [(val_x[i:i + 1], int(val_y[i])) for i in range(len(val_x))]
 
         def validate(compiled, data) -> float:
@@ -85,6 +85,28 @@ class NncfOpenVinoTarget(Int8Target):
         _, model = _read_fp32(Path(fp32))
         return [op.get_friendly_name() for op in model.get_ops()
                 if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")]
+
+
+def head_layers(model) -> list[str]:
+    """MatMul/Convolution layers between the last layer norm (MVN) and the outputs: the transformer's head
+    (the final scaling) stays float, as in the ONNX targets. Besides accuracy, OpenVINO 2026.4's CPU plugin
+    compiled CLIP heads with quantized cosine MatMuls into a wrong output rank ([1, batch, classes])."""
+    names, seen, bounded = [], set(), False
+    stack = [r.input_value(0).get_node() for r in model.get_results()]
+    while stack:
+        node = stack.pop()
+        if node.get_type_name() in ("Parameter", "Softmax"):
+            return []  # a path without a layer norm, or attention after it: not a head
+        if node.get_friendly_name() in seen:
+            continue
+        seen.add(node.get_friendly_name())
+        if node.get_type_name() == "MVN":
+            bounded = True
+            continue
+        if node.get_type_name() in ("MatMul", "Convolution"):
+            names.append(node.get_friendly_name())
+        stack.extend(node.input_value(i).get_node() for i in range(node.get_input_size()))
+    return names if bounded else []
 
 
 def float_layers_of(fp32_model, int8_model) -> list[str]:

@@ -66,7 +66,7 @@ def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: st
         # symbolic shape inference fails on ViT graphs; ONNX's own shape inference is enough here
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         if keep_float_ops:
-            exclude = list(exclude) + float_nodes(pre, keep_float_ops)
+            exclude = list(exclude) + float_nodes(pre, keep_float_ops) + head_nodes(pre)
         ReaderBase = q.CalibrationDataReader
         reader = type("CalibReader", (_Reader, ReaderBase), {})(input_name, calib)
         q.quantize_static(
@@ -92,6 +92,41 @@ def float_nodes(onnx_path: Path, op_types: tuple[str, ...]) -> list[str]:
     return [n.name for n in graph.node if n.name and (n.op_type in op_types or outputs & set(n.output))]
 
 
+def head_nodes(onnx_path: Path, boundary: str = "LayerNormalization") -> list[str]:
+    """Names of the nodes between the last `boundary` op and the graph outputs: the head of a transformer
+    (CLIP methods: projection, L2 norms, the cosine scores against the folded text, top-k, the blend).
+
+    Its class margins are small and its compute tiny, so it stays in float. [] when some path from an
+    output reaches the graph input without crossing `boundary`, or the part holds attention (Softmax):
+    then it is not a head but the network (a layer norm early in the graph)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inputs = {i.name for i in graph.input}
+    seen: set[int] = set()
+    names: list[str] = []
+    bounded = False
+    stack = [o.name for o in graph.output]
+    while stack:
+        tensor = stack.pop()
+        if tensor in inputs:
+            return []
+        node = producer.get(tensor)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op_type == boundary:
+            bounded = True
+            continue
+        if node.op_type == "Softmax":
+            return []
+        if node.name:
+            names.append(node.name)
+        stack.extend(i for i in node.input if i)
+    return names if bounded else []
+
+
 def finish_onnx(out: Path, meta: ArtifactMetadata) -> None:
     from ..export.onnx import rewrite_onnx_metadata
 
@@ -110,7 +145,7 @@ class OrtQdqTarget(Int8Target):
         settings = {"format": "QDQ", "activations": "uint8 asymmetric", "weights": "int8 symmetric per-channel",
                     "calibration_method": self.method, "quantizer": "onnxruntime.quantization.quantize_static"}
         if transformer:
-            settings["float_ops"] = "Softmax, LayerNormalization, the output layer"
+            settings["float_ops"] = "Softmax, LayerNormalization, the head after the last layer norm"
         seconds = run_quantize_static(Path(fp32), Path(out), calib, meta.input.name, activation="uint8",
                                       symmetric=False, op_types=None, exclude=list(exclude), extra={},
                                       method=self.method,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FerEdgeError
-from .ort_qdq import QUANTIZABLE_OPS, finish_onnx, run_quantize_static
+from .ort_qdq import QUANTIZABLE_OPS, finish_onnx, head_nodes, run_quantize_static
 from .targets import Int8Artifact, Int8Target, int8_metadata
 
 FLOAT_ONLY_OPS = ("Softmax", "LayerNormalization")
@@ -39,6 +39,8 @@ class TrtQdqTarget(Int8Target):
 
     def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
         fp32, out = Path(fp32), Path(out)
+        if transformer:  # the head after the last layer norm (the final scaling) stays float: listed as float layers
+            exclude = list(exclude) + [n for n in head_nodes(fp32) if n not in exclude]
         if self.quantizer == "modelopt":
             seconds, settings = _quantize_modelopt(fp32, out, calib, meta.input.name, list(exclude))
         else:

@@ -54,6 +54,12 @@ class UAFER(FrozenTextClipFer):
         super().__init__(labels, template=PROMPT_TEMPLATE, alpha=alpha, topk=topk, arch=arch,
                          clip_weights=clip_weights)
 
+    def deploy_reference(self, images: torch.Tensor):
+        """What the deploy graph must output, computed by the full model: (evidence, uncertainty).
+        The exporter's folded-graph check compares against this instead of the bare logits."""
+        out = self.evidential_outputs(self(images))
+        return out["evidence"], out["uncertainty"]
+
     @staticmethod
     def evidential_outputs(logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """The authors' ``evd_results``/``evidence_output``: evidence, alpha, strength, probs, uncertainty, belief."""
