@@ -101,6 +101,79 @@ def test_recipe_optimizer_groups_and_schedule():
     assert not any(id(p) in trained for p in model.text_encoder.parameters())  # text tower frozen
     assert sorted(recipe.scheduler(opt, cfg).milestones) == [30, 40]
     assert (hp.batch_size, hp.epochs, hp.extra["brightness"]) == (48, 50, 0.5)
+    # --recipe-opt overrides a group's ratio (a from-scratch encoder needs a trainable lr)
+    cfg.options = {"image_lr_ratio": 1.0, "prompt_lr_ratio": 0.5}
+    assert [g["lr"] for g in recipe.optimizer(model, cfg).param_groups] == pytest.approx([1e-2, 1e-2, 5e-3])
+    assert "image_encoder 0.01" in recipe.describe(cfg)["optimizer"]
+
+
+def test_class_subset_keeps_each_class_description():
+    pytest.importorskip("torch")
+    from fer_edge.models.dfer_clip import CLASS_DESCRIPTIONS, TINY_ARCH
+    from fer_edge.training.recipes import get_recipe
+    from fer_edge.training.trainer import TrainConfig
+
+    recipe = get_recipe("dfer_clip")
+    cfg = TrainConfig(method="dfer_clip", dataset="dfew-fold1", data_path=".", output=".",
+                      hparams=recipe.hparams("dfew-fold1"), model_kwargs={"arch": TINY_ARCH}, echo=lambda line: None)
+    model = recipe.build_model(cfg, ("happy", "surprise", "neutral"))
+    # happy, surprise, neutral are rows 0, 4, 2 of the authors' descriptions: the prompts' tokens
+    # must be those rows', not the first three rows'
+    ref = recipe.build_model(cfg, DFEW_LABELS)
+    assert (model.prompt_learner.tokenized_prompts == ref.prompt_learner.tokenized_prompts[[0, 4, 2]]).all()
+    assert not (model.prompt_learner.tokenized_prompts == ref.prompt_learner.tokenized_prompts[:3]).all()
+    assert len(CLASS_DESCRIPTIONS) == 11
+
+
+@pytest.mark.parametrize("dataset,fold,message", [
+    ("dfew", None, "5-fold cross-validation: add --fold 1..5"),
+    ("mafw", 6, "--fold 6: mafw has folds 1..5"),
+    ("ferv39k", 1, "no folds; drop --fold"),
+    ("dfew-video", None, "unknown dataset"),
+])
+def test_fold_argument_is_checked(dataset, fold, message):
+    from fer_edge.data.catalog import dataset_name
+
+    with pytest.raises(FerEdgeError, match=message):
+        dataset_name(dataset, fold)
+
+
+def test_video_sets_are_in_the_catalog_and_folds_map_to_lists(tmp_path):
+    from fer_edge.data.catalog import dataset_name, open_dataset
+
+    assert dataset_name("dfew", 3) == "dfew-fold3" and dataset_name("ferv39k") == "ferv39k"
+    _write_clip(tmp_path / "c1", [np.zeros((8, 8, 3), np.uint8)] * 4)
+    (tmp_path / "MAFW_set_3_train.txt").write_text("c1 4 10\n")
+    (tmp_path / "FERV39K_test.txt").write_text("c1 4 6\n")
+    mafw = open_dataset("mafw-fold3", tmp_path, "train")
+    assert mafw.name == "mafw-fold3" and len(mafw.labels) == 11 and mafw.targets.tolist() == [10]
+    assert open_dataset("ferv39k", tmp_path, "test").labels == DFEW_LABELS
+    with pytest.raises(FerEdgeError, match="5-fold"):
+        open_dataset("dfew", tmp_path, "train")
+
+
+def test_cli_fold_errors_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from fer_edge.cli.main import app
+
+    r = CliRunner().invoke(app, ["train", "--method", "dfer_clip", "--dataset", "ferv39k", "--fold", "2",
+                                 "--data-path", str(tmp_path)])
+    assert isinstance(r.exception, FerEdgeError) and "no folds; drop --fold" in str(r.exception)
+    r = CliRunner().invoke(app, ["train", "--method", "dfer_clip", "--dataset", "dfew", "--fold", "x",
+                                 "--data-path", str(tmp_path)])
+    assert isinstance(r.exception, FerEdgeError) and "--fold takes a fold number or 'all'" in str(r.exception)
+
+
+def test_fold_summary_by_hand():
+    from fer_edge.training.folds import summarize_folds
+
+    per_fold = {1: {"uar": 0.5, "war": 0.6, "accuracy": 0.6, "macro_f1": 0.4},
+                2: {"uar": 0.3, "war": 0.7, "accuracy": 0.7, "macro_f1": 0.2}}
+    s = summarize_folds(per_fold)
+    assert s["mean"]["uar"] == pytest.approx(0.4) and s["mean"]["war"] == pytest.approx(0.65)
+    assert s["std"]["uar"] == pytest.approx(0.1) and s["std"]["war"] == pytest.approx(0.05)
+    assert s["folds"]["2"]["uar"] == 0.3
 
 
 @pytest.mark.slow

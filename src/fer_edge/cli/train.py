@@ -6,8 +6,6 @@ from typing import Optional
 
 import typer
 
-DATASETS = ("rafdb", "affectnet7", "affectnet8", "caer-s", "ferplus", "fer2013", "imagefolder")
-
 
 def parse_model_args(items: list[str] | None) -> dict:
     """``KEY=VALUE`` pairs (values as Python literals: 64, (1,1,1), True) -> constructor kwargs."""
@@ -37,11 +35,26 @@ def _existing_file(path: Optional[Path], flag: str) -> Optional[str]:
     return str(path)
 
 
+def parse_fold(value: Optional[str]) -> int | str | None:
+    """``--fold``: a fold number, ``all`` (every fold in turn), or unset."""
+    from ..errors import FerEdgeError
+
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise FerEdgeError(f"--fold takes a fold number or 'all', got {value!r}") from None
+
+
 def register(app: typer.Typer) -> None:
+    from ..data.catalog import DATASETS
+
     @app.command("train")
     def train(
         method: str = typer.Option(..., help="registered method, e.g. poster_v2"),
         dataset: str = typer.Option(..., help="data set: " + ", ".join(DATASETS)),
+        fold: Optional[str] = typer.Option(None, help="DFEW/MAFW 5-fold protocol: fold 1..5, or 'all' (runs every fold, reports mean UAR/WAR)"),
         data_path: Path = typer.Option(..., help="root folder (or file) of the data set"),
         output: Path = typer.Option(Path("runs/train"), help="folder for checkpoints, log.json and plots"),
         epochs: Optional[int] = typer.Option(None, help="default: the recipe's (POSTER V2: 200)"),
@@ -62,7 +75,9 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, help="CPU threads for PyTorch"),
         ir50: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' ir50.pth"),
         mobilefacenet: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' mobilefacenet_model_best.pth.tar"),
+        clip_weights: Optional[Path] = typer.Option(None, help="CLIP-based methods: local OpenAI/OpenCLIP weights file (e.g. ViT-B-32.pt)"),
         model_arg: Optional[list[str]] = typer.Option(None, help="constructor argument KEY=VALUE (repeatable), e.g. a reduced configuration"),
+        recipe_opt: Optional[list[str]] = typer.Option(None, help="recipe setting KEY=VALUE (repeatable), e.g. image_lr_ratio=1.0 for DFER-CLIP"),
         progress: bool = typer.Option(True, help="progress bars"),
     ) -> None:
         """Train with the method's recipe; multi-GPU: torchrun --nproc-per-node N -m fer_edge.cli.main train ..."""
@@ -70,13 +85,20 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import FerEdgeError, require
 
-        if dataset not in DATASETS:
-            raise FerEdgeError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        from ..data.catalog import dataset_name
+
+        fold_arg = parse_fold(fold)
+        folds = DATASETS[dataset].folds if dataset in DATASETS and fold_arg == "all" else None
+        if fold_arg == "all" and not folds:
+            dataset_name(dataset, 1)  # the one-line error for an unknown or fold-less set
+        run_name = dataset_name(dataset, folds[0] if folds else fold_arg)
         if not data_path.exists():
             raise FerEdgeError(f"--data-path {data_path} does not exist")
         options = {"ir50": _existing_file(ir50, "--ir50"), "mobilefacenet": _existing_file(mobilefacenet, "--mobilefacenet")}
         if any(options.values()) and not method.startswith("poster_v2"):
             raise FerEdgeError("--ir50/--mobilefacenet are POSTER V2's backbones; drop them for " + method)
+        options["clip_weights"] = _existing_file(clip_weights, "--clip-weights")
+        options.update(parse_model_args(recipe_opt))
         require("torch", "train", "training")
         require("torchvision", "train", "training")
         import torch
@@ -86,17 +108,25 @@ def register(app: typer.Typer) -> None:
         if threads:
             torch.set_num_threads(threads)
         console = Console(stderr=True)
-        cfg = TrainConfig(method=method, dataset=dataset, data_path=data_path, output=output, epochs=epochs,
+        cfg = TrainConfig(method=method, dataset=run_name, data_path=data_path, output=output, epochs=epochs,
                           batch_size=batch_size, lr=lr, amp=amp, resume=resume, val_fraction=val_fraction,
                           select_on=select_on, select_metric=select_metric, limit=limit, eval_limit=eval_limit,
                           classes=tuple(c for c in classes.split(",") if c.strip()) if classes else None, sampler=sampler, workers=workers,
                           seed=seed, device=device, model_kwargs=parse_model_args(model_arg),
                           options={k: v for k, v in options.items() if v}, progress=progress,
                           echo=lambda line: console.print(line, highlight=False, soft_wrap=True))
+        if folds:
+            from ..training.folds import train_folds
+
+            summary = train_folds(cfg, dataset, folds)
+            console.print(f"{len(folds)}-fold {dataset}: test " + ", ".join(
+                f"{m.upper()} {100 * summary['mean'][m]:.2f}% (+- {100 * summary['std'][m]:.2f})" for m in ("uar", "war"))
+                + f" at the selected epochs; per fold and mean in {summary['path']}")
+            return
         result = Trainer(cfg).fit()
         best = result["best"]
         if best:
-            parts = [f"{k} top-1 {100 * v['accuracy']:.2f}% UAR {100 * v['uar']:.2f}%"
+            parts = [f"{k} top-1 {100 * v['accuracy']:.2f}% UAR {100 * v['uar']:.2f}% WAR {100 * v['war']:.2f}%"
                      for k, v in best.items() if isinstance(v, dict)]
             console.print(f"best epoch {best['epoch']} (selected on {best['selected_on']}): " + ", ".join(parts))
         console.print(f"checkpoints and log.json in {result['output']}")

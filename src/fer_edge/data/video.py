@@ -129,23 +129,3 @@ def read_mafw(root: Path, split: str, fold: int) -> VideoSamples:
 
 def read_ferv39k(root: Path, split: str) -> VideoSamples:
     return read_annotation_list(find_list(root, f"FERV39K_{split}.txt"), root, DFEW_LABELS, "ferv39k", split)
-
-
-def register_video_datasets() -> None:
-    """Add the video data sets to the ``--dataset`` table: ``dfew-fold1..5``, ``mafw-fold1..5``, ``ferv39k``."""
-    from .catalog import DATASETS, DatasetInfo
-
-    def needs_fold(name):
-        def read(root, split):
-            raise FerEdgeError(f"{name} is evaluated by 5-fold cross-validation: use --dataset {name}-fold1 .. {name}-fold5")
-        return read
-
-    for fold in FOLDS:
-        DATASETS.setdefault(f"dfew-fold{fold}", DatasetInfo(
-            f"dfew-fold{fold}", lambda r, s, f=fold: read_dfew(Path(r), s, f), "DFER-CLIP root with annotation/DFEW_set_N_*.txt"))
-        DATASETS.setdefault(f"mafw-fold{fold}", DatasetInfo(
-            f"mafw-fold{fold}", lambda r, s, f=fold: read_mafw(Path(r), s, f), "DFER-CLIP root with annotation/MAFW_set_N_*.txt"))
-    DATASETS.setdefault("ferv39k", DatasetInfo("ferv39k", lambda r, s: read_ferv39k(Path(r), s),
-                                               "DFER-CLIP root with annotation/FERV39K_{train,test}.txt"))
-    for name in ("dfew", "mafw"):
-        DATASETS.setdefault(name, DatasetInfo(name, needs_fold(name), f"use {name}-foldN"))

@@ -24,10 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...data.video import register_video_datasets
 from . import HParams, Recipe, register_recipe
-
-register_video_datasets()  # --dataset dfew-foldN / mafw-foldN / ferv39k
 
 
 class ClipTransform:
@@ -56,16 +53,25 @@ class DferClipRecipe(Recipe):
     aliases = ("dfer_clip_mafw",)
     defaults = HParams(epochs=50, batch_size=48, lr=1e-2, extra={
         "momentum": 0.9, "weight_decay": 1e-4, "image_lr_ratio": 1e-3, "prompt_lr_ratio": 1e-1,
-        "milestones": (0.6, 0.8), "gamma": 0.1, "brightness": 0.0, "rotation": 0.0})
+        "milestones": (0.6, 0.8), "gamma": 0.1, "brightness": 0.0, "rotation": 0.0, "crop_scale": (0.08, 1.0)})
     per_dataset = {**{f"dfew-fold{f}": {"brightness": 0.5} for f in range(1, 6)}, "ferv39k": {"rotation": 4.0}}
 
     def model_name(self, labels: tuple[str, ...]) -> str:
         return "dfer_clip_mafw" if len(labels) == 11 else "dfer_clip"
 
+    @staticmethod
+    def setting(cfg, key: str):
+        """A recipe setting: ``cfg.options`` (``--recipe-opt KEY=VALUE``) overrides the data set's default."""
+        return cfg.options.get(key, cfg.hparams.extra[key])
+
     def build_model(self, cfg, labels: tuple[str, ...]) -> nn.Module:
+        from ...data.video import MAFW_LABELS
         from ...models import create_model
+        from ...models.dfer_clip import CLASS_DESCRIPTIONS
 
         kwargs = dict(cfg.model_kwargs)
+        # Each class keeps its own description, also for a --classes subset (MAFW's order extends DFEW's).
+        kwargs.setdefault("descriptions", tuple(CLASS_DESCRIPTIONS[MAFW_LABELS.index(c)] for c in labels))
         if cfg.options.get("clip_weights"):
             kwargs["clip_weights"] = cfg.options["clip_weights"]
         else:
@@ -78,43 +84,42 @@ class DferClipRecipe(Recipe):
 
         if not train:
             return ClipTransform(spec)
-        hp = cfg.hparams.extra
+        brightness, rotation = self.setting(cfg, "brightness"), self.setting(cfg, "rotation")
         ops = []
-        if hp["brightness"]:
-            ops.append(v2.ColorJitter(brightness=hp["brightness"]))
-        if hp["rotation"]:
-            ops.append(v2.RandomRotation(hp["rotation"], interpolation=v2.InterpolationMode.BILINEAR))
-        ops += [v2.RandomResizedCrop(tuple(spec.size), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        if brightness:
+            ops.append(v2.ColorJitter(brightness=brightness))
+        if rotation:
+            ops.append(v2.RandomRotation(rotation, interpolation=v2.InterpolationMode.BILINEAR))
+        ops += [v2.RandomResizedCrop(tuple(spec.size), scale=tuple(self.setting(cfg, "crop_scale")),
+                                     ratio=(3 / 4, 4 / 3), antialias=True),
                 v2.RandomHorizontalFlip(0.5)]
         return ClipTransform(spec, ops)
 
+    def group_lrs(self, cfg) -> dict[str, float]:
+        """Learning rate of each parameter group. The image encoder's is tiny because it starts from
+        pretrained CLIP; a from-scratch (e.g. reduced) encoder needs ``image_lr_ratio`` near 1."""
+        return {"temporal_net": cfg.lr, "image_encoder": cfg.lr * self.setting(cfg, "image_lr_ratio"),
+                "prompt_learner": cfg.lr * self.setting(cfg, "prompt_lr_ratio")}
+
     def param_groups(self, model: nn.Module, cfg) -> list[dict[str, Any]]:
-        hp = cfg.hparams.extra
-        return [
-            {"params": [p for p in model.temporal_net.parameters() if p.requires_grad], "lr": cfg.lr},
-            {"params": [p for p in model.image_encoder.parameters() if p.requires_grad],
-             "lr": cfg.lr * hp["image_lr_ratio"]},
-            {"params": [p for p in model.prompt_learner.parameters() if p.requires_grad],
-             "lr": cfg.lr * hp["prompt_lr_ratio"]},
-        ]
+        return [{"params": [p for p in getattr(model, name).parameters() if p.requires_grad], "lr": lr, "name": name}
+                for name, lr in self.group_lrs(cfg).items()]
 
     def optimizer(self, model: nn.Module, cfg) -> torch.optim.Optimizer:
-        hp = cfg.hparams.extra
-        return torch.optim.SGD(self.param_groups(model, cfg), lr=cfg.lr, momentum=hp["momentum"],
-                               weight_decay=hp["weight_decay"])
+        return torch.optim.SGD(self.param_groups(model, cfg), lr=cfg.lr, momentum=self.setting(cfg, "momentum"),
+                               weight_decay=self.setting(cfg, "weight_decay"))
 
     def scheduler(self, optimizer, cfg):
-        hp = cfg.hparams.extra
-        milestones = sorted({max(1, round(f * cfg.epochs)) for f in hp["milestones"]})
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=hp["gamma"])
+        milestones = sorted({max(1, round(f * cfg.epochs)) for f in self.setting(cfg, "milestones")})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=self.setting(cfg, "gamma"))
 
     def describe(self, cfg) -> dict[str, Any]:
-        hp = cfg.hparams.extra
+        s = lambda k: self.setting(cfg, k)  # noqa: E731
+        lrs = ", ".join(f"{k} {v:g}" for k, v in self.group_lrs(cfg).items())
         return {"recipe": self.name,
-                "optimizer": f"SGD(momentum {hp['momentum']}, wd {hp['weight_decay']}); lr temporal {cfg.lr}, "
-                             f"image encoder {cfg.lr * hp['image_lr_ratio']:g}, prompt ctx {cfg.lr * hp['prompt_lr_ratio']:g}",
-                "scheduler": f"MultiStepLR(gamma {hp['gamma']}) at {hp['milestones']} of the epochs",
-                "augment": f"brightness {hp['brightness']}, rotation {hp['rotation']} deg, random-sized crop, hflip "
-                           "(shared by the clip's frames)",
+                "optimizer": f"SGD(momentum {s('momentum')}, wd {s('weight_decay')}); lr {lrs}",
+                "scheduler": f"MultiStepLR(gamma {s('gamma')}) at {tuple(s('milestones'))} of the epochs",
+                "augment": f"brightness {s('brightness')}, rotation {s('rotation')} deg, random-sized crop "
+                           f"(area {tuple(s('crop_scale'))}), hflip (shared by the clip's frames)",
                 "sampling": "TSN 16 segments: random frame per segment (train), centres (eval)",
                 "clip_weights": cfg.options.get("clip_weights")}
