@@ -25,9 +25,9 @@ WARMING_UP = (150, 150, 150)
 
 
 def draw_face(frame: np.ndarray, box, label: str, confidence: float | None, track_id: int | None = None,
-              keypoints=None) -> None:
+              keypoints=None, uncertainty: float | None = None) -> None:
     """Draw one face in place; confidence None (a video model still filling its clip) draws the label
-    in grey without a percentage or bar."""
+    in grey without a percentage or bar; `uncertainty` (evidential methods) is shown as "u=0.23"."""
     h, w = frame.shape[:2]
     thick = max(1, round(min(h, w) / 400))
     font = 0.4 + min(h, w) / 1600
@@ -37,7 +37,9 @@ def draw_face(frame: np.ndarray, box, label: str, confidence: float | None, trac
     if keypoints is not None:
         for x, y in np.asarray(keypoints)[:4]:
             cv2.circle(frame, (int(round(x)), int(round(y))), thick + 1, colour, -1)
-    text = label + ("" if confidence is None else f" {confidence:.0%}") + (f"  #{track_id}" if track_id is not None else "")
+    text = (label + ("" if confidence is None else f" {confidence:.0%}")
+            + ("" if uncertainty is None else f" u={uncertainty:.2f}")
+            + (f"  #{track_id}" if track_id is not None else ""))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
     ty = y1 - 8 if y1 - th - 12 > 0 else y2 + th + 8
     cv2.rectangle(frame, (x1, ty - th - 4), (x1 + tw + 6, ty + base), colour, -1)
@@ -66,7 +68,8 @@ def draw_results(frame: np.ndarray, faces: Sequence, fps: float | None = None) -
     out = frame.copy()
     for face in faces:
         confidence = None if getattr(face, "warming_up", False) else face.confidence
-        draw_face(out, face.box, face.label, confidence, face.track_id, face.keypoints)
+        draw_face(out, face.box, face.label, confidence, face.track_id, face.keypoints,
+                  getattr(face, "uncertainty", None))
     if fps is not None:
         draw_fps(out, fps)
     return out
