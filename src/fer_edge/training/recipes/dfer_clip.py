@@ -13,8 +13,10 @@
 * The authors select the epoch with the best *test* accuracy; the trainer's default selects on a
   validation split (``select_on="test"`` reproduces theirs), and the log reports both.
 
-CLIP weights: ``options["clip_weights"]`` (a local OpenAI/OpenCLIP ViT-B/32 file). Without it CLIP
-starts random, which is only useful for plumbing tests.
+CLIP weights: ``options["clip_weights"]`` (``--clip-weights``, a local OpenAI/OpenCLIP ViT-B/32 file).
+Every entry of ``defaults.extra`` can be overridden through ``options`` (``--recipe-opt KEY=VALUE``).
+Without CLIP weights the encoder starts random and nearly input-independent; training it then needs
+``image_lr_ratio=1`` and ``optimizer=adamw`` (docs/training.md, "Video", has the measurements).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import FerEdgeError
 from . import HParams, Recipe, register_recipe
 
 
@@ -53,7 +56,8 @@ class DferClipRecipe(Recipe):
     aliases = ("dfer_clip_mafw",)
     defaults = HParams(epochs=50, batch_size=48, lr=1e-2, extra={
         "momentum": 0.9, "weight_decay": 1e-4, "image_lr_ratio": 1e-3, "prompt_lr_ratio": 1e-1,
-        "milestones": (0.6, 0.8), "gamma": 0.1, "brightness": 0.0, "rotation": 0.0, "crop_scale": (0.08, 1.0)})
+        "milestones": (0.6, 0.8), "gamma": 0.1, "brightness": 0.0, "rotation": 0.0, "crop_scale": (0.08, 1.0),
+        "optimizer": "sgd"})
     per_dataset = {**{f"dfew-fold{f}": {"brightness": 0.5} for f in range(1, 6)}, "ferv39k": {"rotation": 4.0}}
 
     def model_name(self, labels: tuple[str, ...]) -> str:
@@ -106,8 +110,16 @@ class DferClipRecipe(Recipe):
                 for name, lr in self.group_lrs(cfg).items()]
 
     def optimizer(self, model: nn.Module, cfg) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.param_groups(model, cfg), lr=cfg.lr, momentum=self.setting(cfg, "momentum"),
-                               weight_decay=self.setting(cfg, "weight_decay"))
+        """The authors' SGD; ``optimizer=adamw`` (same groups and lrs) is for encoders trained from scratch,
+        whose per-parameter gradient scales differ by orders of magnitude (x100 cosine logits): plain SGD
+        then stalls at uniform predictions (measured; see docs/training.md)."""
+        kind = str(self.setting(cfg, "optimizer")).lower()
+        groups, wd = self.param_groups(model, cfg), self.setting(cfg, "weight_decay")
+        if kind == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=self.setting(cfg, "momentum"), weight_decay=wd)
+        if kind == "adamw":
+            return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=wd)
+        raise FerEdgeError(f"DFER-CLIP optimizer must be sgd (the authors') or adamw, got {kind!r}")
 
     def scheduler(self, optimizer, cfg):
         milestones = sorted({max(1, round(f * cfg.epochs)) for f in self.setting(cfg, "milestones")})
@@ -117,7 +129,8 @@ class DferClipRecipe(Recipe):
         s = lambda k: self.setting(cfg, k)  # noqa: E731
         lrs = ", ".join(f"{k} {v:g}" for k, v in self.group_lrs(cfg).items())
         return {"recipe": self.name,
-                "optimizer": f"SGD(momentum {s('momentum')}, wd {s('weight_decay')}); lr {lrs}",
+                "optimizer": (f"SGD(momentum {s('momentum')}, wd {s('weight_decay')})" if s("optimizer") == "sgd" else
+                              f"{s('optimizer')}(wd {s('weight_decay')})") + f"; lr {lrs}",
                 "scheduler": f"MultiStepLR(gamma {s('gamma')}) at {tuple(s('milestones'))} of the epochs",
                 "augment": f"brightness {s('brightness')}, rotation {s('rotation')} deg, random-sized crop "
                            f"(area {tuple(s('crop_scale'))}), hflip (shared by the clip's frames)",
