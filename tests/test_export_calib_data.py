@@ -10,7 +10,7 @@ from fer_edge.metadata import InputSpec
 
 
 def test_photo_folder_goes_through_detector_and_aligner(face_photos):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
 
     spec = InputSpec(size=(112, 96), color="RGB")
     faces = load_faces(str(face_photos[0].parent), input_spec=spec)
@@ -23,7 +23,7 @@ def test_photo_folder_goes_through_detector_and_aligner(face_photos):
 
 
 def test_npz_labels_follow_the_model_order(tmp_path, rng=np.random.default_rng(0)):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
 
     path = tmp_path / "aligned.npz"
     images = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
@@ -35,7 +35,7 @@ def test_npz_labels_follow_the_model_order(tmp_path, rng=np.random.default_rng(0
 
 
 def test_subsets_are_reproducible(fer2013):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
 
     a = load_faces("fer2013:train", limit=20)
     b = load_faces("fer2013:train", limit=20)
@@ -45,7 +45,7 @@ def test_subsets_are_reproducible(fer2013):
 
 
 def test_video_pseudo_clips_use_real_faces_only():
-    from fer_edge.calibrate.data import FaceSet
+    from fer_edge.data.faces import FaceSet
 
     faces = FaceSet([np.full((8, 8), i, np.uint8) for i in range(3)])
     clips = faces.clips(4)

@@ -68,7 +68,7 @@ def exported(request, clip_files, tmp_path_factory):
 
 
 def _faces(n=6):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
 
     return load_faces("fer2013:public_test", limit=n, seed=3)
 

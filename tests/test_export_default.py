@@ -47,7 +47,7 @@ def test_every_int8_report_is_complete(bundle):
         md = (bundle.folder / "reports" / f"int8_{target}.md").read_text()
         assert "top-1 agreement" in md and f"{rep['int8']['top1']:.2f}%" in md
     readme = (bundle.folder / "README.md").read_text()
-    assert "fer2013_train_public.npz split train" in readme and "public_test" in readme
+    assert "fer2013:train" in readme and "fer2013:public_test" in readme
 
 
 def test_fp32_artifacts_match_pytorch_on_real_faces(bundle, fer2013):

@@ -38,7 +38,7 @@ def test_method_without_weights_needs_weights(tmp_path, capsys):
 
 
 def test_builtin_verification_faces_are_real_distinct_crops():
-    from fer_edge.calibrate.data import builtin_faces
+    from fer_edge.data.faces import builtin_faces
     from fer_edge.models import get_config
 
     spec = get_config("mini_xception").metadata().input
@@ -79,7 +79,7 @@ def _cli_out(args, capsys):
 
 
 def test_bad_specs(tmp_path):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
     from fer_edge.export.orchestrate import ExportOptions, run_export
 
     with pytest.raises(FerEdgeError, match="not found"):
@@ -99,11 +99,11 @@ def test_bad_specs(tmp_path):
 
 
 def test_dataset_split_selection(fer2013):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
 
     faces = load_faces("fer2013:public_test", limit=50)
     assert len(faces) == 50 and faces.labelled and faces.images[0].shape == (48, 48)
-    with pytest.raises(FerEdgeError, match="no faces in split"):
+    with pytest.raises(FerEdgeError, match="no split 'private_test'; choose one of public_test, train"):
         load_faces("fer2013:private_test")
 
 

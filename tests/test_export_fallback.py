@@ -50,7 +50,7 @@ def test_fallback_keeps_ranked_layers_in_float_and_reports_each_step(forced, tar
 
 @pytest.mark.slow
 def test_ranking_blames_layers_that_add_error(forced, fer2013):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
     from fer_edge.calibrate.ort_qdq import OrtQdqTarget
     from fer_edge.calibrate.sensitivity import rank_layers
 
@@ -70,7 +70,7 @@ def test_openvino_accuracy_control(forced, fer2013, tmp_path):
     The validation faces are chosen so that plain INT8 is certainly worse than FP32 on them (faces it
     gets wrong and FP32 right, plus faces both get right); a zero budget then forces the restorer."""
     import fer_edge
-    from fer_edge.calibrate.data import FaceSet, load_faces
+    from fer_edge.data.faces import FaceSet, load_faces
     from fer_edge.calibrate.nncf_ov import NncfOpenVinoTarget
     from fer_edge.export.openvino import export_openvino
 

@@ -31,7 +31,7 @@ class TinyAttention(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def graphs(fer2013, tmp_path_factory):
-    from fer_edge.calibrate.data import FaceSet
+    from fer_edge.data.faces import FaceSet
     from fer_edge.calibrate.trt_qdq import TrtQdqTarget
     from fer_edge.export.onnx import export_onnx
 

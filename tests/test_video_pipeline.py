@@ -56,7 +56,7 @@ def files(bundle) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def real_clips(shared_data):
-    from fer_edge.calibrate.data import load_faces
+    from fer_edge.data.faces import load_faces
     from fer_edge.models import get_config
 
     faces = load_faces(str(shared_data / "faces"), input_spec=get_config("dfer_clip").input, limit=None)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import FaceSet
+from ..data.faces import FaceSet
 
 EVAL_BATCH = 64
 

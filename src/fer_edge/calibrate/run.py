@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metadata import ArtifactMetadata
-from .data import FaceSet
+from ..data.faces import FaceSet
 from .report import compare, evaluate, write_report
 from .targets import get_target, is_transformer_graph
 

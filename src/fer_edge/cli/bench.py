@@ -116,7 +116,7 @@ def _reference_targets(targets, weights):
 
 def _load_data(spec: str, limit):
     from ..bench.runner import EvalData
-    from ..calibrate.data import load_faces
+    from ..data.faces import load_faces
 
     faces = load_faces(spec, what="benchmark", need_labels=True, limit=limit)
     return EvalData(images=faces.images, labels=faces.labels, label_names=list(faces.label_names), source=faces.source)

@@ -1,7 +1,7 @@
 """FER2013 and FER+ from the ``.npz`` files in the shared data folder, as plain numpy arrays.
 
 Used by the accuracy tests, INT8 calibration, benchmarks and training. No torch here: a training
-loop wraps :class:`FaceSet` in its own dataset class.
+loop wraps :class:`FerSplit` in its own dataset class.
 
     from fer_edge.data import load_fer2013
     test = load_fer2013("public_test")            # 3589 faces
@@ -27,7 +27,7 @@ FERPLUS_FILES = {"train": "ferplus/ferplus_train.npz", "public_test": "ferplus/f
 
 
 @dataclass
-class FaceSet:
+class FerSplit:
     """Face images with integer labels; `label_names[k]` is the canonical name of label k."""
 
     images: np.ndarray  # (N, 48, 48) uint8 grayscale
@@ -48,15 +48,20 @@ class FaceSet:
 
 
 def data_root() -> Path:
-    """Where the shared data lives: $FER_EDGE_DATA, else ../shared/data beside the repository."""
+    """Where the data files live: $FER_EDGE_DATA, else ./data or ../shared/data from the working
+    directory, else ../shared/data beside a source checkout (the first that exists)."""
     env = os.environ.get("FER_EDGE_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    checkout = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    for cand in (Path.cwd() / "data", Path.cwd().parent / "shared" / "data", checkout):
+        if (cand / "fer2013").is_dir() or (cand / "ferplus").is_dir():
+            return cand
+    return checkout
 
 
 def load_fer2013(split: str = "public_test", *, root: str | Path | None = None, limit: int | None = None,
-                 stratified: bool = False, seed: int = 0) -> FaceSet:
+                 stratified: bool = False, seed: int = 0) -> FerSplit:
     """FER2013 (`split`: "train", "public_test" or "all"), labels in FER2013 order (7 classes)."""
     d = _load(root, FER2013_FILE)
     if split == "all":
@@ -66,17 +71,17 @@ def load_fer2013(split: str = "public_test", *, root: str | Path | None = None, 
         if split not in known:
             raise FerEdgeError(f"FER2013 has no split {split!r}; choose one of {', '.join(known)} or 'all'")
         keep = d["split"] == split
-    return _subset(FaceSet(d["images"][keep], d["labels"][keep].astype(np.int64), LABEL_SETS["fer2013"],
+    return _subset(FerSplit(d["images"][keep], d["labels"][keep].astype(np.int64), LABEL_SETS["fer2013"],
                            d["names"][keep], split), limit, stratified, seed)
 
 
 def load_ferplus(split: str = "public_test", *, root: str | Path | None = None, limit: int | None = None,
-                 stratified: bool = False, seed: int = 0) -> FaceSet:
+                 stratified: bool = False, seed: int = 0) -> FerSplit:
     """FER+ majority-vote labels (`split`: "train" or "public_test"), FER2013 order plus contempt (8 classes)."""
     if split not in FERPLUS_FILES:
         raise FerEdgeError(f"FER+ has no split {split!r}; choose one of {', '.join(FERPLUS_FILES)}")
     d = _load(root, FERPLUS_FILES[split])
-    return _subset(FaceSet(d["images"], d["labels"].astype(np.int64), LABEL_SETS["ferplus"], d["names"], split),
+    return _subset(FerSplit(d["images"], d["labels"].astype(np.int64), LABEL_SETS["ferplus"], d["names"], split),
                    limit, stratified, seed)
 
 
@@ -88,7 +93,7 @@ def _load(root: str | Path | None, rel: str) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def _subset(ds: FaceSet, limit: int | None, stratified: bool, seed: int) -> FaceSet:
+def _subset(ds: FerSplit, limit: int | None, stratified: bool, seed: int) -> FerSplit:
     """The first `limit` images, or (stratified) a seeded sample keeping the class proportions."""
     if limit is None or limit >= len(ds):
         return ds
@@ -96,7 +101,7 @@ def _subset(ds: FaceSet, limit: int | None, stratified: bool, seed: int) -> Face
         idx = np.arange(limit)
     else:
         idx = stratified_indices(ds.labels, limit, seed)
-    return FaceSet(ds.images[idx], ds.labels[idx], ds.label_names, ds.names[idx], ds.split)
+    return FerSplit(ds.images[idx], ds.labels[idx], ds.label_names, ds.names[idx], ds.split)
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

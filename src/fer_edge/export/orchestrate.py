@@ -56,7 +56,7 @@ def run_export(opts: ExportOptions) -> Bundle:
     formats = _check_formats(opts.formats)
     if opts.int8 and not opts.calib_data:
         # checked before any work: no data, no INT8
-        from ..calibrate.data import load_faces
+        from ..data.faces import load_faces
 
         load_faces(None, what="calibration")
     targets = _check_targets(opts.int8_targets) if opts.int8 else []
@@ -170,7 +170,7 @@ def _check_targets(targets) -> list[str]:
 
 
 def _faces(spec, what, meta, *, limit, labels=False):
-    from ..calibrate.data import load_faces
+    from ..data.faces import load_faces
 
     faces = load_faces(spec, what=what, input_spec=meta.input, need_labels=labels, limit=limit)
     return faces.relabel(list(meta.labels)) if faces.labelled else faces
@@ -186,7 +186,7 @@ def _parity_faces(opts: ExportOptions, meta, calib, val):
             return faces.subset(opts.parity_faces, seed=1)
     if opts.calib_data or opts.val_data:
         return _faces(opts.calib_data or opts.val_data, "parity", meta, limit=opts.parity_faces)
-    from ..calibrate.data import builtin_faces
+    from ..data.faces import builtin_faces
 
     faces = builtin_faces(meta.input, limit=opts.parity_faces)
     opts.log(f"no --verify-data: checking parity on the {faces.source}")

@@ -1,9 +1,10 @@
-"""Calibration and validation faces, from whatever the user has.
+"""Real faces from whatever the user has: for export verification, INT8 calibration, accuracy
+reports and benchmarks (``--verify-data``, ``--calib-data``, ``--val-data``, ``bench --data``).
 
-Accepted sources (``--calib-data`` / ``--val-data``):
+Accepted sources:
 
-* a dataset spec ``fer2013:train`` / ``ferplus:public_test`` (files found under ``$FER_EDGE_DATA``,
-  ``./data`` or ``../shared/data``), or ``PATH.npz:SPLIT`` for any npz with a ``split`` array;
+* a dataset spec ``fer2013:train`` / ``ferplus:public_test`` (files found by
+  :func:`fer_edge.data.fer2013.data_root`), or ``PATH.npz:SPLIT`` for any npz with a ``split`` array;
 * an ``.npz`` of aligned faces: ``images`` (N,H,W) gray or (N,H,W,3) BGR uint8, optional ``labels``
   (and ``classes`` naming them);
 * a folder of photos, run through the SAME detector and aligner as the runtime
@@ -14,23 +15,19 @@ runtime preprocessing (:func:`fer_edge.preprocess.preprocess_images`).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FerEdgeError
-from ..labels import LABEL_SETS
 from ..metadata import InputSpec
+from .fer2013 import load_fer2013, load_ferplus
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-# dataset name -> file under a data root, and the label order of its `labels` array
-DATASETS = {
-    "fer2013": ("fer2013/fer2013_train_public.npz", "fer2013"),
-    "ferplus": ("ferplus/ferplus_{split}.npz", "ferplus"),
-}
+# dataset spec name -> reader of one split (files found by fer_edge.data.fer2013.data_root)
+DATASETS = {"fer2013": load_fer2013, "ferplus": load_ferplus}
 
 
 @dataclass
@@ -133,19 +130,17 @@ def load_faces(spec: str | Path | None, *, what: str = "calibration", input_spec
     return faces.subset(limit, seed)
 
 
+def _canonical(name: str) -> str:
+    """Canonical expression name where the npz uses a known spelling; other names are kept as given."""
+    from ..labels import canonical_name
+
+    try:
+        return canonical_name(name)
+    except KeyError:
+        return name
+
+
 # --- sources ---------------------------------------------------------------------------------------
-
-def data_roots() -> list[Path]:
-    roots = [Path(p) for p in os.environ.get("FER_EDGE_DATA", "").split(os.pathsep) if p]
-    roots += [Path.cwd() / "data", Path.cwd().parent / "shared" / "data"]
-    try:  # the data readers' own default (../shared/data beside a source checkout)
-        from ..data.fer2013 import data_root
-
-        roots.append(data_root())
-    except ImportError:  # pragma: no cover
-        pass
-    return roots
-
 
 def _from_dataset_spec(text: str) -> FaceSet:
     name, _, split = text.rpartition(":")
@@ -156,17 +151,11 @@ def _from_dataset_spec(text: str) -> FaceSet:
     if name not in DATASETS:
         raise FerEdgeError(f"unknown dataset {name!r} in {text!r}; known: {', '.join(DATASETS)} "
                            f"(or PATH.npz:SPLIT, an .npz file, a folder of photos)")
-    pattern, _ = DATASETS[name]
-    rel = pattern.format(split=split)
-    for root in data_roots():
-        if (root / rel).is_file():
-            # FER+ keeps one file per split; FER2013 one file with a `split` array
-            return _from_npz(root / rel, split=None if "{split}" in pattern else split, dataset=name)
-    looked = ", ".join(str(r) for r in data_roots())
-    raise FerEdgeError(f"{rel} not found for {text!r} (looked in {looked}; set FER_EDGE_DATA to its folder)")
+    ds = DATASETS[name](split)
+    return FaceSet(list(ds.images), ds.labels, list(ds.label_names), f"{name}:{split}")
 
 
-def _from_npz(path: Path, split: str | None, dataset: str | None = None) -> FaceSet:
+def _from_npz(path: Path, split: str | None) -> FaceSet:
     with np.load(path, allow_pickle=False) as z:
         if "images" not in z:
             raise FerEdgeError(f"{path.name} has no `images` array (expected (N,H,W) or (N,H,W,3) uint8 faces)")
@@ -175,8 +164,6 @@ def _from_npz(path: Path, split: str | None, dataset: str | None = None) -> Face
         names = None
         if "classes" in z:
             names = [_canonical(str(c)) for c in z["classes"]]
-        elif dataset is not None:
-            names = list(LABEL_SETS[DATASETS[dataset][1]])
         if split is not None:
             if "split" not in z:
                 raise FerEdgeError(f"{path.name} has no `split` array, so {split!r} cannot be selected")
@@ -190,16 +177,6 @@ def _from_npz(path: Path, split: str | None, dataset: str | None = None) -> Face
         raise FerEdgeError(f"{path.name}: `images` must be uint8 (N,H,W) or (N,H,W,3), got {images.dtype} {images.shape}")
     source = f"{path.name}" + (f" split {split}" if split else "")
     return FaceSet(list(images), labels, names, source)
-
-
-def _canonical(name: str) -> str:
-    from ..labels import CANONICAL
-
-    low = name.strip().lower()
-    aliases = {"angry": "anger", "happiness": "happy", "sadness": "sad", "surprised": "surprise",
-               "fearful": "fear", "disgusted": "disgust"}
-    low = aliases.get(low, low)
-    return low if low in CANONICAL else name
 
 
 def _from_photo_folder(folder: Path, spec: InputSpec | None, *, limit: int | None, seed: int) -> FaceSet:
