@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from ..data.faces import FaceSet
 from ..errors import FerEdgeError
 from .timing import LatencyStats, measure
 
@@ -28,16 +29,6 @@ class Target:
     def parse(cls, spec: str, reference: bool = False) -> "Target":
         path, _, backend = spec.partition("@")
         return cls(spec=spec, path=path, backend=backend or None, reference=reference)
-
-
-@dataclass
-class EvalData:
-    """Labelled face crops (uint8, BGR or gray) with the dataset's label names."""
-
-    images: np.ndarray | list
-    labels: np.ndarray
-    label_names: list[str]
-    source: str = ""
 
 
 @dataclass
@@ -78,7 +69,7 @@ def _format_of(path: Path, backend: str) -> str:
             ".safetensors": "pytorch", ".pt": "pytorch", ".pth": "pytorch"}.get(path.suffix, backend)
 
 
-def _inputs(model, data: EvalData | None, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def _inputs(model, data: FaceSet | None, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """Preprocessed input of `batch` items: real faces where data is given, else synthetic (latency only)."""
     spec = model.metadata.input
     if data is not None and spec.layout == "NCHW":
@@ -90,7 +81,7 @@ def _inputs(model, data: EvalData | None, batch: int, rng: np.random.Generator) 
     return rng.standard_normal(shape).astype(np.float32), "synthetic"
 
 
-def _predict_all(model, data: EvalData, batch: int) -> tuple[np.ndarray, np.ndarray]:
+def _predict_all(model, data: FaceSet, batch: int) -> tuple[np.ndarray, np.ndarray]:
     probs = []
     for start in range(0, len(data.labels), batch):
         probs.append(model.predict([data.images[i] for i in range(start, min(start + batch, len(data.labels)))]).probs)
@@ -98,7 +89,7 @@ def _predict_all(model, data: EvalData, batch: int) -> tuple[np.ndarray, np.ndar
     return p.argmax(1), p
 
 
-def _accuracy(model, data: EvalData, pred: np.ndarray) -> dict | None:
+def _accuracy(model, data: FaceSet, pred: np.ndarray) -> dict | None:
     """Metrics over the samples whose class the model knows (label names matched, not indices)."""
     from ..metrics import classification_metrics
 
@@ -110,7 +101,7 @@ def _accuracy(model, data: EvalData, pred: np.ndarray) -> dict | None:
     return classification_metrics(y[keep], pred[keep], labels=list(model.metadata.labels)).to_dict()
 
 
-def bench_target(target: Target, cfg: BenchConfig, data: EvalData | None) -> tuple[dict, np.ndarray | None]:
+def bench_target(target: Target, cfg: BenchConfig, data: FaceSet | None) -> tuple[dict, np.ndarray | None]:
     """One row (and the argmax predictions over `data`, for agreement)."""
     import fer_edge
 
@@ -173,7 +164,7 @@ def _relate(rows: list[dict], preds: list[np.ndarray | None]) -> None:
                 rows[i]["agreement"] = float(np.mean(preds[i] == preds[ref]))
 
 
-def run(targets: list[Target], cfg: BenchConfig, data: EvalData | None = None) -> tuple[list[dict], list]:
+def run(targets: list[Target], cfg: BenchConfig, data: FaceSet | None = None) -> tuple[list[dict], list]:
     if not targets:
         raise FerEdgeError("nothing to benchmark: name at least one artifact")
     rows, preds = [], []

@@ -115,8 +115,6 @@ def _reference_targets(targets, weights):
 
 
 def _load_data(spec: str, limit):
-    from ..bench.runner import EvalData
     from ..data.faces import load_faces
 
-    faces = load_faces(spec, what="benchmark", need_labels=True, limit=limit)
-    return EvalData(images=faces.images, labels=faces.labels, label_names=list(faces.label_names), source=faces.source)
+    return load_faces(spec, what="benchmark", need_labels=True, limit=limit)
