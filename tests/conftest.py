@@ -72,3 +72,13 @@ def upstream():
             pytest.skip(f"cannot download {package} from the package registry: {exc}")
 
     return get
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Golden comparisons in one thread: the reference numbers were made so, and it keeps the 2 CI cores free."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

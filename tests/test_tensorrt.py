@@ -647,7 +647,7 @@ def test_onnx_hash_covers_external_weights(tmp_path):
     onnx.save(m, str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
     loaded = onnx.load(str(path), load_external_data=False)
     before = tb.onnx_sha256(path, loaded)
-    assert before != tb.file_sha256(path)
+    assert before != tb.sha256_file(path)
     data = tmp_path / "ext.onnx.data"
     blob = bytearray(data.read_bytes())
     blob[0] ^= 0xFF  # same graph file, different weights
@@ -655,7 +655,7 @@ def test_onnx_hash_covers_external_weights(tmp_path):
     assert tb.onnx_sha256(path, loaded) != before
     inline = tmp_path / "inline.onnx"
     fresh = tiny_classifier(inline)  # (onnx.save above moved m's weights out in place)
-    assert tb.onnx_sha256(inline, fresh) == tb.file_sha256(inline)
+    assert tb.onnx_sha256(inline, fresh) == tb.sha256_file(inline)
 
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):
@@ -713,7 +713,7 @@ def test_build_writes_sidecar_and_copies_output(fake_trt, tiny_onnx, tmp_path):
     assert meta.labels == src.labels and meta.input == src.input and meta.precision == "fp32"
     info = meta.extra["tensorrt"]
     assert info["gpu_name"] == "Fake GPU 4090" and info["compute_capability"] == [8, 9]
-    assert info["onnx_sha256"] == tb.file_sha256(tiny_onnx) and info["trt_version"] == "10.3.0"
+    assert info["onnx_sha256"] == tb.sha256_file(tiny_onnx) and info["trt_version"] == "10.3.0"
 
 
 def test_build_uses_env_cache_dir(fake_trt, tiny_onnx, tmp_path, monkeypatch):

@@ -292,45 +292,29 @@ _PAPER = ("Zhou, Huang, Zhang, Xu: CEPrompt: Cross-Modal Emotion-Aware Prompting
           "Recognition, IEEE TCSVT 34(11), 2024")
 
 
-def _register(name: str, labels: tuple[str, ...], dataset: str):
+def _register(name: str, labels: tuple[str, ...], dataset: str, *, stage: int):
+    """Register one variant: stage 2 (the final CEPrompt) or stage 1 (EVA, the start of stage 2)."""
+    notes = (f"{dataset}. Outputs are blended cosine scores in [-1, 1]; softmax of them is nearly uniform, "
+             "use the argmax (calibrate a temperature for confidences).") if stage == 2 else (
+             f"{dataset}. CEPrompt stage 1 (EVA): the starting point of stage 2, also deployable on its own.")
     cfg = MethodConfig(
         name=name, family="ceprompt", labels=labels, input=input_spec(),
         output=OutputSpec(name="logits", kind="logits"),
         licence="unknown (authors' repository states none); CLIP weights: MIT (OpenAI)",
-        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn",
-        notes=(f"{dataset}. Outputs are blended cosine scores in [-1, 1]; softmax of them is nearly uniform, "
-               "use the argmax (calibrate a temperature for confidences)."),
+        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn", notes=notes,
     )
 
-    def build(**kwargs: Any) -> CEPrompt:
-        return CEPrompt(labels, **kwargs)
+    def build(**kwargs: Any):
+        return CEPrompt(labels, **kwargs) if stage == 2 else stage1_model(labels, **kwargs)
 
     build.__name__ = name
-    build.__doc__ = f"CEPrompt stage-2 model for {dataset}; kwargs (clip_weights=, ...) go to :class:`CEPrompt`."
+    build.__doc__ = (f"CEPrompt stage-{stage} model for {dataset}; kwargs (clip_weights=, ...) go to "
+                     f"{'CEPrompt' if stage == 2 else 'FrozenTextClipFer'}.")
     return register_model(cfg)(build)
 
 
-ceprompt = _register("ceprompt", LABEL_SETS["rafdb"], "RAF-DB (7 classes)")
-ceprompt_affectnet7 = _register("ceprompt_affectnet7", LABEL_SETS["affectnet7"], "AffectNet (7 classes)")
-
-
-def _register_stage1(name: str, labels: tuple[str, ...], dataset: str):
-    cfg = MethodConfig(
-        name=name, family="ceprompt", labels=labels, input=input_spec(),
-        output=OutputSpec(name="logits", kind="logits"),
-        licence="unknown (authors' repository states none); CLIP weights: MIT (OpenAI)",
-        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn",
-        notes=f"{dataset}. CEPrompt stage 1 (EVA): the starting point of stage 2, also deployable on its own.",
-    )
-
-    def build(**kwargs: Any) -> FrozenTextClipFer:
-        return stage1_model(labels, **kwargs)
-
-    build.__name__ = name
-    build.__doc__ = f"CEPrompt stage-1 (EVA) model for {dataset}; kwargs (clip_weights=, ...) go to FrozenTextClipFer."
-    return register_model(cfg)(build)
-
-
-ceprompt_stage1 = _register_stage1("ceprompt_stage1", LABEL_SETS["rafdb"], "RAF-DB (7 classes)")
-ceprompt_stage1_affectnet7 = _register_stage1("ceprompt_stage1_affectnet7", LABEL_SETS["affectnet7"],
-                                              "AffectNet (7 classes)")
+ceprompt = _register("ceprompt", LABEL_SETS["rafdb"], "RAF-DB (7 classes)", stage=2)
+ceprompt_affectnet7 = _register("ceprompt_affectnet7", LABEL_SETS["affectnet7"], "AffectNet (7 classes)", stage=2)
+ceprompt_stage1 = _register("ceprompt_stage1", LABEL_SETS["rafdb"], "RAF-DB (7 classes)", stage=1)
+ceprompt_stage1_affectnet7 = _register("ceprompt_stage1_affectnet7", LABEL_SETS["affectnet7"],
+                                       "AffectNet (7 classes)", stage=1)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import sha256_file
 from ..errors import FerEdgeError, MissingDependencyError, require
 from ..metadata import METADATA_KEY, ArtifactMetadata, read_sidecar, write_sidecar
 
@@ -136,26 +137,18 @@ def _onnx():
     return require("onnx", "tensorrt", "reading ONNX files before a TensorRT build")
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def onnx_sha256(path: str | Path, model) -> str:
     """sha256 of the ONNX file and of any external-data files its weights live in (sorted by name)."""
     path = Path(path)
-    h = hashlib.sha256(file_sha256(path).encode())
+    h = hashlib.sha256(sha256_file(path).encode())
     locations = sorted({e.value for t in model.graph.initializer if t.data_location == 1  # EXTERNAL
                         for e in t.external_data if e.key == "location"})
     for loc in locations:
         data = path.parent / loc
         if not data.is_file():
             raise FerEdgeError(f"{path.name} keeps weights in {loc}, which is not beside it")
-        h.update(loc.encode() + file_sha256(data).encode())
-    return file_sha256(path) if not locations else h.hexdigest()
+        h.update(loc.encode() + sha256_file(data).encode())
+    return sha256_file(path) if not locations else h.hexdigest()
 
 
 def count_qdq_nodes(model) -> int:
