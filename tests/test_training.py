@@ -291,3 +291,21 @@ def test_torchrun_two_processes_on_cpu(tmp_path, shared_data):
     # each rank saw half of the training batches: 64 samples / (2 ranks x 8 per rank) = 4 steps per rank
     state = torch.load(out / "train_state.pt", weights_only=True)
     assert state["optimizer"]["state"][0]["step"] == 4
+
+
+@pytest.mark.parametrize("method,recipe", [("ceprompt_stage1", "CEPromptStage1Recipe"), ("ceprompt", "CEPromptRecipe"),
+                                           ("ua_fer_affectnet8", "UAFERRecipe"), ("dfer_clip_mafw", "DferClipRecipe")])
+def test_every_registered_variant_finds_its_recipe(method, recipe):
+    from fer_edge.training.recipes import get_recipe
+
+    assert type(get_recipe(method)).__name__ == recipe
+
+
+def test_stage1_weights_belong_to_ceprompt(tmp_path, capsys):
+    from fer_edge.cli.main import main
+
+    ckpt = tmp_path / "stage1.safetensors"
+    ckpt.write_bytes(b"x")
+    assert main(["train", "--method", "poster_v2", "--dataset", "fer2013", "--data-path", str(tmp_path),
+                 "--stage1-weights", str(ckpt)]) == 2
+    assert "--stage1-weights is CEPrompt's" in capsys.readouterr().err

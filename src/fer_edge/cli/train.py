@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
         ir50: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' ir50.pth"),
         mobilefacenet: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' mobilefacenet_model_best.pth.tar"),
         clip_weights: Optional[Path] = typer.Option(None, help="CLIP-based methods: local OpenAI/OpenCLIP weights file (e.g. ViT-B-32.pt)"),
+        stage1_weights: Optional[Path] = typer.Option(None, help="CEPrompt stage 2: the stage-1 checkpoint (fer-edge train --method ceprompt_stage1)"),
         model_arg: Optional[list[str]] = typer.Option(None, help="constructor argument KEY=VALUE (repeatable), e.g. a reduced configuration"),
         recipe_opt: Optional[list[str]] = typer.Option(None, help="recipe setting KEY=VALUE (repeatable), e.g. image_lr_ratio=1.0 for DFER-CLIP"),
         progress: bool = typer.Option(True, help="progress bars"),
@@ -98,6 +99,9 @@ def register(app: typer.Typer) -> None:
         if any(options.values()) and not method.startswith("poster_v2"):
             raise FerEdgeError("--ir50/--mobilefacenet are POSTER V2's backbones; drop them for " + method)
         options["clip_weights"] = _existing_file(clip_weights, "--clip-weights")
+        options["stage1_weights"] = _existing_file(stage1_weights, "--stage1-weights")
+        if options["stage1_weights"] and not method.startswith("ceprompt"):
+            raise FerEdgeError("--stage1-weights is CEPrompt's stage-1 checkpoint; drop it for " + method)
         options.update(parse_model_args(recipe_opt))
         require("torch", "train", "training")
         require("torchvision", "train", "training")

@@ -163,7 +163,9 @@ def sam_train_step(recipe: Recipe, model: nn.Module, images: torch.Tensor, targe
 _RECIPES: dict[str, type[Recipe]] = {}
 # method -> module of fer_edge.training.recipes that registers it (imported on first use)
 RECIPE_MODULES = {"poster_v2": "poster_v2", "poster_v2_8cls": "poster_v2", "mini_xception": "mini_xception",
-                  "ceprompt": "ceprompt", "ua_fer": "ua_fer", "dfer_clip": "dfer_clip"}
+                  "ceprompt": "ceprompt", "ceprompt_stage1": "ceprompt", "ceprompt_affectnet7": "ceprompt",
+                  "ceprompt_stage1_affectnet7": "ceprompt", "ua_fer": "ua_fer", "ua_fer_affectnet7": "ua_fer",
+                  "ua_fer_affectnet8": "ua_fer", "dfer_clip": "dfer_clip", "dfer_clip_mafw": "dfer_clip"}
 
 
 def register_recipe(cls: type[Recipe]) -> type[Recipe]:
