@@ -27,7 +27,7 @@ mkdir -p "$OUT" "$DOCS"
 
 # 3. One table per model, every backend and precision in the same run.
 D="$OUT/default"
-"$BIN/fer-edge" bench default --reference \
+"$BIN/fer-edge" bench --reference --reference-weights src/fer_edge/assets/mini_xception.safetensors \
     "$D/mini_xception.onnx@onnxruntime" "$D/mini_xception_int8_onnxruntime.onnx@onnxruntime" \
     "$D/mini_xception_fp32.xml@openvino" "$D/mini_xception_int8_openvino.xml@openvino" \
     --data fer2013:public_test --batch 1,8,32 --runs 100 --warmup 10 --threads "$THREADS" \

@@ -109,3 +109,29 @@ def test_bench_errors_are_one_line(capsys):
     assert main(["bench", "default", "--batch", "0"]) == 2
     assert main(["bench", "missing.onnx"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_tegrastats_power_parsing():
+    from fer_edge.bench.energy import input_power_mw
+
+    orin = ("11-22-2026 10:00:00 RAM 2950/7620MB CPU [3%@729,2%@729] GR3D_FREQ 0% cpu@47C "
+            "VDD_IN 5076mW/5100mW VDD_CPU_GPU_CV 612mW/640mW VDD_SOC 1432mW/1440mW")
+    nano = "RAM 1500/3964MB CPU [10%@1479] GPU 0% POM_5V_IN 3154/3154 POM_5V_GPU 40/40 POM_5V_CPU 724/724"
+    assert input_power_mw(orin) == 5076.0  # total input rail, not the CPU/GPU rail
+    assert input_power_mw(nano) == 3154.0
+    assert input_power_mw("RAM 1500/3964MB CPU [10%@1479]") is None
+
+
+def test_power_sampler_energy_from_fake_tegrastats(tmp_path, monkeypatch):
+    from fer_edge.bench.energy import PowerSampler
+
+    fake = tmp_path / "tegrastats"
+    fake.write_text("#!/bin/sh\nwhile true; do echo 'RAM 1/2MB VDD_IN 4000mW/4000mW'; sleep 0.02; done\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    with PowerSampler(interval_ms=20) as p:
+        __import__("time").sleep(0.3)
+    assert p.available and p.samples and p.mean_mw == 4000.0
+    # 4 W for ~0.3 s over 100 items: ~12 mJ each
+    assert p.millijoules_per_item(100) == pytest.approx(4000.0 * p.seconds / 100)
+    assert PowerSampler(command="no-such-tegrastats").available is False

@@ -125,6 +125,11 @@ def markdown(doc: dict) -> str:
         cells.append(_fmt(r.get("speedup_vs_reference")))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+    energy_rows = [r for r in doc["rows"] if r.get("energy_mj_per_item")]
+    if energy_rows:
+        lines += ["", "Energy per image (whole-board input power from tegrastats x time / images):", ""]
+        lines += [f"- {r['artifact']} ({r['backend']}, {r['precision']}): "
+                  + ", ".join(f"b{b} {_fmt(v)} mJ" for b, v in r["energy_mj_per_item"].items()) for r in energy_rows]
     if doc.get("pipeline"):
         p = doc["pipeline"]
         lines += ["", "## Pipeline", "", f"Source {p.get('source')}: {p.get('frames')} frames, "

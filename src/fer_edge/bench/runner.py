@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 from ..data.faces import FaceSet
 from ..errors import FerEdgeError
+from .energy import PowerSampler
 from .timing import LatencyStats, measure
 
 
@@ -115,10 +116,16 @@ def bench_target(target: Target, cfg: BenchConfig, data: FaceSet | None) -> tupl
     rng = np.random.default_rng(0)
     latency: list[LatencyStats] = []
     kind = "synthetic"
+    energy: dict[int, float | None] = {}
     for b in cfg.batches:
         x, kind = _inputs(model, data, b, rng)
-        latency.append(measure(lambda: model.run(x), batch=b, warmup=cfg.warmup, runs=cfg.runs,
-                               max_seconds=cfg.max_seconds))
+        with PowerSampler() as power:  # Jetson only: tegrastats input power while measuring
+            stats = measure(lambda: model.run(x), batch=b, warmup=cfg.warmup, runs=cfg.runs,
+                            max_seconds=cfg.max_seconds)
+        latency.append(stats)
+        if power.available:
+            # the sampler also spans the warm-up calls: count them as processed items too
+            energy[b] = power.millijoules_per_item(b * (stats.runs + cfg.warmup))
     pred = acc = None
     if data is not None and model.metadata.task == "image" and model.metadata.graph == "classifier":
         pred, _ = _predict_all(model, data, max(cfg.batches))
@@ -142,6 +149,7 @@ def bench_target(target: Target, cfg: BenchConfig, data: FaceSet | None) -> tupl
         "input": kind,
         "reference": target.reference,
         "engine_version": info.version,
+        "energy_mj_per_item": {str(b): v for b, v in energy.items()} or None,
     }
     model.engine.close()
     return row, pred
