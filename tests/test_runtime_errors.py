@@ -158,3 +158,29 @@ def test_predict_rejects_wrong_images(backend, bad, match):
     model = _load(backend)
     with pytest.raises(FerEdgeError, match=match):
         model.predict(bad)
+
+
+def test_methods_without_their_optional_packages_say_what_to_install(monkeypatch):
+    """A torch-only install (no open_clip) still builds POSTER V2; a CLIP method names the extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def block(name, *a, **k):\n"
+        "    if name.split('.')[0] == 'open_clip':\n"
+        "        raise ModuleNotFoundError(\"No module named 'open_clip'\", name='open_clip')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = block\n"
+        "from fer_edge.models import create_model\n"
+        "from fer_edge.errors import FerEdgeError\n"
+        "create_model('mini_xception')\n"
+        "try:\n"
+        "    create_model('ceprompt')\n"
+        "except FerEdgeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "open_clip is needed for the ceprompt method" in out.stdout and "fer-edge[train]" in out.stdout

@@ -73,7 +73,13 @@ def list_models(pattern: str = "*") -> list[str]:
 def get_config(name: str) -> MethodConfig:
     _import_families()
     if name not in _CONFIGS:
-        raise FerEdgeError(f"unknown method {name!r}; available: {', '.join(list_models())}")
+        from ._families import UNAVAILABLE
+
+        hint = ""
+        if UNAVAILABLE:
+            missing = ", ".join(f"{fam} (needs {pkg})" for fam, pkg in sorted(UNAVAILABLE.items()))
+            hint = f"; not loaded here: {missing}: pip install 'fer-edge[train]'"
+        raise FerEdgeError(f"unknown method {name!r}; available: {', '.join(list_models())}{hint}")
     return _CONFIGS[name]
 
 
@@ -87,7 +93,16 @@ def create_model(name: str, *, pretrained: bool = False, checkpoint_path: str | 
         kwargs: passed to the constructor (e.g. ``num_classes``).
     """
     cfg = get_config(name)
-    model = _MODELS[name](**kwargs)
+    try:
+        model = _MODELS[name](**kwargs)
+    except ImportError as exc:  # a method's optional package (open_clip for the CLIP methods)
+        from ..errors import MissingDependencyError
+        from ._families import OPTIONAL_PACKAGES
+
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OPTIONAL_PACKAGES:
+            raise
+        raise MissingDependencyError(missing, "train", f"the {name} method") from None
     model.fer_cfg = cfg
     if checkpoint_path is not None:
         from ..checkpoint import load_into
