@@ -1,9 +1,7 @@
 """CEPrompt (both stages) and UA-FER training recipes on real FER2013 faces with a reduced, random CLIP.
 
-A random CLIP this small cannot generalise from a few hundred faces in a few epochs (measured: test top-1 at
-the majority-class share), so these tests check what the recipes control: the trainable sets and lr scales of
-the authors' code, and that a short run on a small fixed set of real faces lowers the loss and fits the
-training faces above chance. Generalisation needs OpenAI's CLIP weights, which are not available offline.
+The unit tests check what the recipes control: the trainable sets and lr scales of the authors' code.
+The slow test trains each stage on real faces and scores it on FER2013 public_test faces never seen in training.
 """
 from __future__ import annotations
 
@@ -19,6 +17,8 @@ from fer_edge.training.recipes.ceprompt import layer_decay_groups, warmup_cosine
 
 ARCH = ClipArch(image_size=48, patch_size=8, vision_width=64, vision_layers=5, vision_heads=2,
                 text_width=32, text_layers=2, text_heads=2, embed_dim=32)
+# the training runs: 32-pixel faces, 16 patches (the top-k=16 local scores need at least 16)
+TRAIN_ARCH = ARCH.reduced(image_size=32)
 
 
 def test_stage1_trainable_set_and_layer_decay_follow_the_authors():
@@ -46,31 +46,45 @@ def test_warmup_cosine_matches_the_authors_schedule_at_mid_epoch():
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     torch.manual_seed(0)
-    clip = open_clip.CLIP(embed_dim=ARCH.embed_dim,
-                          vision_cfg=dict(image_size=ARCH.image_size, patch_size=ARCH.patch_size,
-                                          width=ARCH.vision_width, layers=ARCH.vision_layers, head_width=32),
-                          text_cfg=dict(context_length=77, vocab_size=49408, width=ARCH.text_width,
-                                        heads=ARCH.text_heads, layers=ARCH.text_layers), quick_gelu=True)
+    a = TRAIN_ARCH
+    clip = open_clip.CLIP(embed_dim=a.embed_dim,
+                          vision_cfg=dict(image_size=a.image_size, patch_size=a.patch_size,
+                                          width=a.vision_width, layers=a.vision_layers, head_width=32),
+                          text_cfg=dict(context_length=77, vocab_size=49408, width=a.text_width,
+                                        heads=a.text_heads, layers=a.text_layers), quick_gelu=True)
     path = tmp_path_factory.mktemp("clip") / "tiny_clip.bin"
     torch.save(clip.state_dict(), path)
     return path
 
 
-def _run(tmp_path, shared_data, method, clip, **options):
+CHANCE = 1 / 7  # UAR of any constant prediction over FER2013's 7 classes
+
+
+def _run(tmp_path, shared_data, method, clip, *, epochs, lr, margin, loss_from=0, **options):
+    """Train ``method`` from the random reduced CLIP; return the run folder.
+
+    Why this configuration (the collapse of the authors' settings on a random CLIP, as in
+    docs/training.md's video section): 1400 stratified FER2013 training faces with class-balanced batches
+    (a constant prediction then scores chance on UAR, not the majority share), every image-tower layer
+    trainable (fix_layer -1: a random patch embedding cannot stay frozen), a short warm-up and an lr of a
+    few 1e-3 for AdamW. Held out: 350 FER2013 public_test faces, scored every epoch.
+    """
     import fer_edge.training.recipes.ceprompt  # noqa: F401  (registers ceprompt_stage1)
     from fer_edge.training import TrainConfig, train
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # reproducible numbers, and no thread thrashing on shared cores
     cfg = TrainConfig(method=method, dataset="fer2013", data_path=shared_data, output=tmp_path / method,
-                      epochs=12, batch_size=16, lr=1e-2, limit=48, val_fraction=0.1, workers=0, progress=False,
-                      model_kwargs={"arch": ARCH}, echo=lambda line: None,
-                      options={"clip_weights": str(clip), "fix_layer": 0, "warmup_epochs": 1, **options})
+                      epochs=epochs, batch_size=32, lr=lr, limit=1400, eval_limit=350, val_fraction=0.0,
+                      select_on="test", sampler="balanced", seed=0, workers=0, progress=False,
+                      model_kwargs={"arch": TRAIN_ARCH}, echo=lambda line: None,
+                      options={"clip_weights": str(clip), "fix_layer": -1, "warmup_epochs": 1, **options})
     r = train(cfg)
     losses = [h["train"]["loss"] for h in r["history"]]
-    accs = [h["train"]["accuracy"] for h in r["history"]]
-    print(f"{method}: train loss {[round(x, 4) for x in losses]} train acc {[round(a, 3) for a in accs]}")
-    assert losses[-1] < losses[0]
-    assert max(accs[-3:]) > 1 / 7 + 0.05  # chance is 1/7
+    uars = [h["test"]["uar"] for h in r["history"]]
+    print(f"{method}: train loss {[round(x, 4) for x in losses]}\n  held-out UAR {[round(u, 3) for u in uars]}")
+    assert len(losses) == epochs and losses[-1] < losses[loss_from]
+    # held-out faces: UAR above chance at the END of the run (mean of the last 3 epochs, no best-epoch pick)
+    assert sum(uars[-3:]) / 3 > CHANCE + margin
     return tmp_path / method
 
 
@@ -79,21 +93,24 @@ def test_ceprompt_two_stages_and_ua_fer_train_on_real_faces(tmp_path, shared_dat
     from fer_edge.checkpoint import load_checkpoint
     from fer_edge.models import create_model
 
-    run1 = _run(tmp_path, shared_data, "ceprompt_stage1", tiny_clip)
+    run1 = _run(tmp_path, shared_data, "ceprompt_stage1", tiny_clip, epochs=20, lr=3e-3, margin=0.05)
     stage1, meta1 = load_checkpoint(run1 / "last.safetensors")
     assert meta1.method == "ceprompt_stage1" and "class_embeddings" in stage1
 
-    run2 = _run(tmp_path, shared_data, "ceprompt", tiny_clip, stage1_weights=str(run1 / "last.safetensors"))
+    # stage 2 trains only the prompts on top of stage 1's image tower: its held-out UAR must stay above chance
+    run2 = _run(tmp_path, shared_data, "ceprompt", tiny_clip, epochs=6, lr=1e-2, margin=0.03,
+                stage1_weights=str(run1 / "last.safetensors"))
     stage2, meta2 = load_checkpoint(run2 / "last.safetensors")
     assert meta2.method == "ceprompt"
     for k, v in stage1.items():  # stage 2 trains only the prompt learner
         if k.startswith("visual."):
             assert torch.equal(stage2[k], v), k
-    deployable = create_model("ceprompt", arch=ARCH, checkpoint_path=str(run2 / "last.safetensors"))
+    deployable = create_model("ceprompt", arch=TRAIN_ARCH, checkpoint_path=str(run2 / "last.safetensors"))
     deployable.deploy_module()
 
-    # annealing_epochs 0: the KL weight is 1 from the start, so the objective does not change between epochs
-    # (with the default 10-epoch annealing the total loss rises while the KL weight grows).
-    run3 = _run(tmp_path, shared_data, "ua_fer", tiny_clip, annealing_epochs=0)
+    # The paper's loss with its KL weight annealed over 10 epochs: the total loss rises while the weight
+    # grows (measured), so the loss must fall from epoch 10 on, once the objective is fixed. (With the KL
+    # at full weight from the start, the cosine-score evidence collapses to zero: held-out UAR = chance.)
+    run3 = _run(tmp_path, shared_data, "ua_fer", tiny_clip, epochs=20, lr=3e-3, margin=0.03, loss_from=10)
     _, meta3 = load_checkpoint(run3 / "last.safetensors")
     assert meta3.method == "ua_fer" and meta3.output.kind == "evidence"
