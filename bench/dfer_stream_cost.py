@@ -9,26 +9,11 @@ Prints medians and the ratios; speeds vary with machine load, so compare ratios 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def interleaved_medians(fns: dict, counts: dict, rounds: int) -> dict:
-    """Median seconds of each fn, timed round-robin so that load changes on a shared machine hit all alike."""
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(counts[name]):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -42,6 +27,7 @@ def main() -> None:
     import torch
 
     import fer_edge
+    from fer_edge.bench.timing import measure_interleaved
     from fer_edge.models import create_model
     from fer_edge.models.dfer_clip import export_graph_onnx
 
@@ -63,8 +49,9 @@ def main() -> None:
 
         fns = {"clip": lambda: loaded["classifier"].run(clip), "frame": lambda: loaded["frame_encoder"].run(frame),
                "head": lambda: loaded["temporal_head"].run(feats)}
-        med = interleaved_medians(fns, {"clip": 1, "frame": 4, "head": 50}, args.repeats)
-        t_clip, t_frame, t_head = med["clip"], med["frame"], med["head"]
+        # round-robin, one warm-up round; per round: 1 clip, 4 frame encodes, 50 head runs
+        stats = measure_interleaved(list(fns.values()), warmup=1, runs=args.repeats, repeats=[1, 4, 50])
+        t_clip, t_frame, t_head = (st.p50_ms / 1e3 for st in stats)
 
     print(f"DFER-CLIP {args.arch}, random-init weights, ONNX Runtime CPU, {args.threads} threads, "
           f"opset 17 fp32 (export {export_s:.1f} s)")

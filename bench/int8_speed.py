@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +36,6 @@ def default_bundle(folder: Path) -> Path:
     return folder
 
 
-def interleaved(fns, batch: int, warmup: int, runs: int, max_seconds: float):
-    from fer_edge.bench.timing import LatencyStats
-
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    samples = [[] for _ in fns]
-    start = time.perf_counter()
-    for _ in range(runs):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            samples[i].append(time.perf_counter() - t0)
-        if len(samples[0]) >= 5 and time.perf_counter() - start > max_seconds:
-            break
-    return [LatencyStats.from_samples(batch, s) for s in samples]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", help="an export folder made with `fer-edge export --int8` (default: export mini_xception)")
@@ -68,6 +49,7 @@ def main() -> None:
 
     import fer_edge
     from fer_edge.bench.machine import cpu_info
+    from fer_edge.bench.timing import measure_interleaved
 
     folder = Path(args.bundle) if args.bundle else default_bundle(Path(tempfile.mkdtemp(prefix="fer_int8_bench_")))
     meta = json.loads((folder / "metadata.json").read_text())
@@ -87,7 +69,8 @@ def main() -> None:
         for batch in args.batch or [1, 32]:
             channels = 1 if meta["input"]["color"] == "GRAY" else 3
             x = rng.standard_normal((batch, channels, h, w)).astype(np.float32)
-            fp, q = interleaved([lambda m=m: m.run(x) for m in models], batch, args.warmup, args.runs, args.max_seconds)
+            fp, q = measure_interleaved([lambda m=m: m.run(x) for m in models], batch=batch, warmup=args.warmup,
+                                        runs=args.runs, max_seconds=args.max_seconds)
             ratio = fp.p50_ms / q.p50_ms
             print(f"{label:40s} {batch:5d} {fp.p50_ms:12.3f} {q.p50_ms:12.3f} {ratio:8.2f}x")
             results.append({"backend": label, "batch": batch, "fp32": fp.to_dict(), "int8": q.to_dict(),

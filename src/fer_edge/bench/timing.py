@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -32,26 +32,38 @@ class LatencyStats:
         return asdict(self)
 
 
-def measure(fn: Callable[[], object], *, batch: int, warmup: int, runs: int,
-            sync: Callable[[], None] | None = None, max_seconds: float | None = None) -> LatencyStats:
-    """Time `fn` `runs` times after `warmup` untimed calls.
+def measure_interleaved(fns: Sequence[Callable[[], object]], *, batch: int = 1, warmup: int, runs: int,
+                        repeats: Sequence[int] | None = None, sync: Callable[[], None] | None = None,
+                        max_seconds: float | None = None) -> list[LatencyStats]:
+    """Time several callables round-robin, so load changes on a shared machine hit them all alike.
 
-    `sync` is called after each call before the clock stops (e.g. a CUDA stream/device synchronise):
-    backends returning host numpy arrays are already synchronous. `max_seconds` bounds the measured
-    phase on slow machines (at least 5 runs are kept).
+    Each round calls ``fns[i]`` ``repeats[i]`` times (default once), timing every call; `warmup`
+    untimed rounds come first. `sync` is called after each call before the clock stops (e.g. a CUDA
+    synchronise; backends returning host numpy arrays are already synchronous). `max_seconds` bounds
+    the measured phase on slow machines (at least 5 rounds are kept).
     """
+    repeats = list(repeats or [1] * len(fns))
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     if sync:
         sync()
-    samples: list[float] = []
+    samples: list[list[float]] = [[] for _ in fns]
     start = time.perf_counter()
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        samples.append(time.perf_counter() - t0)
-        if max_seconds is not None and len(samples) >= 5 and time.perf_counter() - start > max_seconds:
+    for done in range(1, runs + 1):
+        for fn, reps, out in zip(fns, repeats, samples):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                if sync:
+                    sync()
+                out.append(time.perf_counter() - t0)
+        if max_seconds is not None and done >= 5 and time.perf_counter() - start > max_seconds:
             break
-    return LatencyStats.from_samples(batch, samples)
+    return [LatencyStats.from_samples(batch, out) for out in samples]
+
+
+def measure(fn: Callable[[], object], *, batch: int, warmup: int, runs: int,
+            sync: Callable[[], None] | None = None, max_seconds: float | None = None) -> LatencyStats:
+    """Time one callable `runs` times after `warmup` untimed calls (see :func:`measure_interleaved`)."""
+    return measure_interleaved([fn], batch=batch, warmup=warmup, runs=runs, sync=sync, max_seconds=max_seconds)[0]

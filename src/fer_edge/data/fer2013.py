@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
+from .splits import stratified_indices
 
 FER2013_FILE = "fer2013/fer2013_train_public.npz"
 FERPLUS_FILES = {"train": "ferplus/ferplus_train.npz", "public_test": "ferplus/ferplus_public_test.npz"}
@@ -102,19 +103,3 @@ def _subset(ds: FerSplit, limit: int | None, stratified: bool, seed: int) -> Fer
     else:
         idx = stratified_indices(ds.labels, limit, seed)
     return FerSplit(ds.images[idx], ds.labels[idx], ds.label_names, ds.names[idx], ds.split)
-
-
-def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """`n` indices drawn without replacement so that each class keeps its share (at least 1 if present)."""
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = np.maximum(1, np.floor(counts / counts.sum() * n)).astype(int)
-    # hand out the remainder to the classes with the largest fractional shares
-    while quota.sum() < n:
-        frac = counts / counts.sum() * n - quota
-        quota[int(np.argmax(frac))] += 1
-    while quota.sum() > n:
-        quota[int(np.argmax(quota))] -= 1
-    picks = [rng.choice(np.flatnonzero(labels == c), size=min(q, cnt), replace=False)
-             for c, q, cnt in zip(classes, quota, counts)]
-    return np.sort(np.concatenate(picks))

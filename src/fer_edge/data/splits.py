@@ -1,4 +1,5 @@
-"""Held-out validation split, stratified by class and seeded, so a best epoch is chosen without the test set."""
+"""Stratified, seeded sampling: a held-out validation split (so a best epoch is chosen without the test
+set) and fixed-size subsets that keep each class's share."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,3 +26,19 @@ def stratified_split(targets, fraction: float, seed: int = 0) -> tuple[np.ndarra
     mask = np.ones(len(t), bool)
     mask[out] = False
     return np.flatnonzero(mask), out.astype(np.int64)
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """`n` indices drawn without replacement so that each class keeps its share (at least 1 if present)."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.maximum(1, np.floor(counts / counts.sum() * n)).astype(int)
+    # hand out the remainder to the classes with the largest fractional shares
+    while quota.sum() < n:
+        frac = counts / counts.sum() * n - quota
+        quota[int(np.argmax(frac))] += 1
+    while quota.sum() > n:
+        quota[int(np.argmax(quota))] -= 1
+    picks = [rng.choice(np.flatnonzero(labels == c), size=min(q, cnt), replace=False)
+             for c, q, cnt in zip(classes, quota, counts)]
+    return np.sort(np.concatenate(picks))
