@@ -26,8 +26,19 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"fer-edge {version('fer-edge')}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print fer-edge's version and exit."),
+) -> None:
     """Facial expression recognition on the edge: run, export, quantize, train and benchmark."""
 
 for _mod in COMMAND_MODULES:
@@ -41,30 +52,50 @@ for _mod in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line, not a traceback."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except FerEdgeError as exc:
-        from rich.markup import escape  # messages name extras like fer-edge[tensorrt]: not markup
+    """Run the CLI and return its exit code.
 
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    0 success; 1 some inputs failed (the command says which); 2 a usage error or a one-line user
+    error; 130 interrupted. Usage errors print typer's usual short usage message, never a traceback.
+    """
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except FerEdgeError as exc:
+        _print_error(str(exc))
         return 2
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:  # typer's click: usage errors, bad parameters, missing options
+        _show_usage_error(exc)
+        return getattr(exc, "exit_code", 2)
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         return 130
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        err.print("aborted")
-        return 1
-    except Exception as exc:  # click usage errors
-        import click
+    except BrokenPipeError:  # `fer-edge run --json - | head`: the reader left, nothing more to say
+        _silence_stdout()
+        return 0
+    # typer returns the code of a typer.Exit raised inside a command (130 for Ctrl-C); commands
+    # themselves return None.
+    return result if isinstance(result, int) else 0
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return 0
+
+def _print_error(message: str) -> None:
+    from rich.markup import escape  # messages name extras like fer-edge[tensorrt]: not markup
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except ImportError:  # pragma: no cover - typer without rich
+        exc.show()
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
 from ..metadata import InputSpec, OutputSpec
 from .registry import MethodConfig, register_model
@@ -158,7 +159,8 @@ def checkpoint_filter_fn(keras_sd: dict[str, torch.Tensor], model: MiniXception)
         def w(name: str) -> torch.Tensor:
             key = f"{layer}/{name}"
             if key not in keras_sd:
-                raise KeyError(f"the Keras file has no {key}: is it the mini-Xception of Arriaga et al.?")
+                raise FerEdgeError(f"the file is not a mini-Xception checkpoint: it has neither our tensor names "
+                                   f"nor the authors' Keras layer {key}; pass the --method it was made for")
             return keras_sd[key]
 
         if layer.startswith("batch_normalization"):

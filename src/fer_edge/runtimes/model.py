@@ -119,14 +119,25 @@ class Model:
                 )
 
     def predict(self, images) -> Prediction:
-        """Face crops (list of BGR uint8 images, or an NHWC uint8 array) -> Prediction."""
+        """Face crops (list of BGR uint8 images, or an NHWC uint8 array) -> Prediction.
+
+        No crops (a frame without faces) give an empty Prediction, not an error.
+        """
+        if len(images) == 0:
+            return self.empty_prediction()
         x = preprocess_images(images, self.metadata.input)
         return self.postprocess(self.run(x))
 
     def predict_clips(self, clips) -> Prediction:
-        """Clips of face crops (video models) -> one Prediction per clip."""
+        """Clips of face crops (video models) -> one Prediction per clip (none for no clips)."""
+        if len(clips) == 0:
+            return self.empty_prediction()
         x = preprocess_clips(clips, self.metadata.input)
         return self.postprocess(self.run(x))
+
+    def empty_prediction(self) -> Prediction:
+        """The Prediction of zero inputs, with the shapes a batch would have (no engine call)."""
+        return self.postprocess({self.metadata.output.name: np.zeros((0, len(self.metadata.labels)), np.float32)})
 
     def postprocess(self, outputs: dict[str, np.ndarray]) -> Prediction:
         """Raw outputs of `run` -> Prediction (probabilities by the metadata's output kind)."""

@@ -111,7 +111,7 @@ class VideoModel:
             clips = [clips]
         frames = [as_image_list(c) for c in clips]
         if not frames:
-            raise FerEdgeError("no clips given")
+            return self.head.empty_prediction()
         bad = [len(f) for f in frames if len(f) != self.frames]
         if bad:
             raise FerEdgeError(f"a clip must have {self.frames} frames for this model, got {bad[0]}")
