@@ -151,7 +151,7 @@ def test_run_rejects_wrong_tensor_shape(backend, bad, match):
 @pytest.mark.parametrize("bad,match", [
     (np.zeros((2, 48, 48, 3), np.float32), r"uint8"),
     ("face.jpg", r"numpy arrays"),
-    ([], r"no images"),
+    ("", r"numpy arrays"),
     (np.zeros((2, 48, 48, 4), np.uint8), r"HxWx3"),
 ])
 def test_predict_rejects_wrong_images(backend, bad, match):
@@ -184,3 +184,16 @@ def test_methods_without_their_optional_packages_say_what_to_install(monkeypatch
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "open_clip is needed for the ceprompt method" in out.stdout and "fer-edge[train]" in out.stdout
+
+
+def test_empty_batch_gives_empty_prediction():
+    """A frame without faces is no error: zero crops in, zero rows out, with the model's class count."""
+    import numpy as np
+
+    import fer_edge
+
+    model = fer_edge.load("default")
+    for empty in ([], np.zeros((0, 64, 64, 3), np.uint8)):
+        pred = model.predict(empty)
+        assert pred.probs.shape == (0, len(model.labels)) and pred.labels.shape == (0,)
+        assert pred.names == [] and pred.to_records() == [] and len(pred) == 0

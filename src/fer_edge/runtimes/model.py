@@ -50,6 +50,13 @@ class Prediction:
         return out
 
 
+def _no_items(batch) -> bool:
+    """An empty list/tuple/array of crops (a frame without faces); anything else is for preprocessing to judge."""
+    if isinstance(batch, np.ndarray):  # (0, H, W, C) or a (0, H, W) gray stack, not a 0-pixel image
+        return batch.ndim == 4 and batch.shape[0] == 0 or batch.ndim == 3 and batch.shape[0] == 0 and batch.shape[-1] not in (1, 3)
+    return isinstance(batch, (list, tuple)) and len(batch) == 0
+
+
 class Model:
     """An artifact on a backend, with its metadata-driven pre- and postprocessing.
 
@@ -123,14 +130,14 @@ class Model:
 
         No crops (a frame without faces) give an empty Prediction, not an error.
         """
-        if len(images) == 0:
+        if _no_items(images):
             return self.empty_prediction()
         x = preprocess_images(images, self.metadata.input)
         return self.postprocess(self.run(x))
 
     def predict_clips(self, clips) -> Prediction:
         """Clips of face crops (video models) -> one Prediction per clip (none for no clips)."""
-        if len(clips) == 0:
+        if _no_items(clips):
             return self.empty_prediction()
         x = preprocess_clips(clips, self.metadata.input)
         return self.postprocess(self.run(x))
