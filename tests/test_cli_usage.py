@@ -103,3 +103,23 @@ def test_exit_code_raised_inside_a_command_is_returned(monkeypatch):
 
     monkeypatch.setattr("fer_edge.cli.main.app", probe)
     assert main(["fail"]) == 130
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--lr", "-1"], "--lr"),
+    (["--device", "no-such-device"], "--device"),
+    (["--device", "cuda:7"], "--device"),
+    (["--recipe-opt", "no_equals_sign"], "--recipe-opt"),
+    (["--select-metric", "f1"], "--select-metric"),
+])
+def test_train_option_values_are_checked_before_training(extra, needle, capsys, tmp_path):
+    pytest.importorskip("torch", reason="training needs PyTorch")
+    import torch
+
+    if needle == "--device" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    code = main(["train", "--method", "mini_xception", "--dataset", "fer2013", "--data-path", str(tmp_path),
+                 "--output", str(tmp_path / "run"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert needle in err and len(err.strip().splitlines()) == 1, err

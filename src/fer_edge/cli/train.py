@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 
-def parse_model_args(items: list[str] | None) -> dict:
+def parse_model_args(items: list[str] | None, flag: str = "--model-arg") -> dict:
     """``KEY=VALUE`` pairs (values as Python literals: 64, (1,1,1), True) -> constructor kwargs."""
     import ast
 
@@ -17,7 +17,7 @@ def parse_model_args(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise FerEdgeError(f"--model-arg takes KEY=VALUE, got {item!r}")
+            raise FerEdgeError(f"{flag} takes KEY=VALUE, got {item!r}")
         try:
             out[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -33,6 +33,28 @@ def _existing_file(path: Optional[Path], flag: str) -> Optional[str]:
     if not path.is_file():
         raise FerEdgeError(f"{flag} {path}: file not found; give the authors' pretrained file (see the method's docs)")
     return str(path)
+
+
+def check_device(device: Optional[str]) -> None:
+    """A --device PyTorch can use here (cpu, cuda, cuda:N with that GPU present), or a one-line error."""
+    import torch
+
+    from ..errors import FerEdgeError
+
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise FerEdgeError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise FerEdgeError(f"--device {device}: PyTorch sees no CUDA GPU here; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise FerEdgeError(f"--device {device}: there are only {count} GPU(s) (cuda:0..cuda:{count - 1})")
+    elif dev.type != "cpu":
+        raise FerEdgeError(f"--device {device}: training runs on cpu or cuda devices")
 
 
 def parse_fold(value: Optional[str]) -> int | str | None:
@@ -57,22 +79,22 @@ def register(app: typer.Typer) -> None:
         fold: Optional[str] = typer.Option(None, help="DFEW/MAFW 5-fold protocol: fold 1..5, or 'all' (runs every fold, reports mean UAR/WAR)"),
         data_path: Path = typer.Option(..., help="root folder (or file) of the data set"),
         output: Path = typer.Option(Path("runs/train"), help="folder for checkpoints, log.json and plots"),
-        epochs: Optional[int] = typer.Option(None, help="default: the recipe's (POSTER V2: 200)"),
-        batch_size: Optional[int] = typer.Option(None, help="global batch size (default: the recipe's; POSTER V2: 144)"),
+        epochs: Optional[int] = typer.Option(None, min=1, help="default: the recipe's (POSTER V2: 200)"),
+        batch_size: Optional[int] = typer.Option(None, min=1, help="global batch size (default: the recipe's; POSTER V2: 144)"),
         lr: Optional[float] = typer.Option(None, help="learning rate (default: the recipe's per data set)"),
         amp: str = typer.Option("auto", help="mixed precision: auto (fp16 on GPU, off on CPU), fp16, bf16, off"),
         resume: bool = typer.Option(False, help="continue the run in --output from its last epoch"),
-        val_fraction: float = typer.Option(0.1, help="share of the training data held out for model selection"),
+        val_fraction: float = typer.Option(0.1, min=0.0, max=0.9, help="share of the training data held out for model selection"),
         select_on: str = typer.Option("validation", help="pick the best epoch on validation, or on test as the authors did"),
         select_metric: str = typer.Option("accuracy", help="accuracy (top-1/WAR) or uar"),
         classes: Optional[str] = typer.Option(None, help="train on a subset of classes, e.g. happy,surprise,neutral"),
-        limit: Optional[int] = typer.Option(None, help="at most N training samples, stratified (quick runs)"),
-        eval_limit: Optional[int] = typer.Option(None, help="at most N validation / test samples (default: --limit)"),
+        limit: Optional[int] = typer.Option(None, min=1, help="at most N training samples, stratified (quick runs)"),
+        eval_limit: Optional[int] = typer.Option(None, min=1, help="at most N validation / test samples (default: --limit)"),
         sampler: str = typer.Option("auto", help="auto (the recipe's: class-balanced for AffectNet), shuffle, balanced"),
-        workers: int = typer.Option(4, help="data-loading worker processes"),
+        workers: int = typer.Option(4, min=0, help="data-loading worker processes"),
         seed: int = typer.Option(0),
         device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 (default: the GPU if there is one)"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for PyTorch"),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for PyTorch"),
         ir50: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' ir50.pth"),
         mobilefacenet: Optional[Path] = typer.Option(None, help="POSTER V2: the authors' mobilefacenet_model_best.pth.tar"),
         clip_weights: Optional[Path] = typer.Option(None, help="CLIP-based methods: local OpenAI/OpenCLIP weights file (e.g. ViT-B-32.pt)"),
@@ -93,6 +115,8 @@ def register(app: typer.Typer) -> None:
         if fold_arg == "all" and not folds:
             dataset_name(dataset, 1)  # the one-line error for an unknown or fold-less set
         run_name = dataset_name(dataset, folds[0] if folds else fold_arg)
+        if lr is not None and not lr > 0:
+            raise FerEdgeError(f"--lr must be a positive learning rate, got {lr}")
         if not data_path.exists():
             raise FerEdgeError(f"--data-path {data_path} does not exist")
         options = {"ir50": _existing_file(ir50, "--ir50"), "mobilefacenet": _existing_file(mobilefacenet, "--mobilefacenet")}
@@ -102,13 +126,14 @@ def register(app: typer.Typer) -> None:
         options["stage1_weights"] = _existing_file(stage1_weights, "--stage1-weights")
         if options["stage1_weights"] and not method.startswith("ceprompt"):
             raise FerEdgeError("--stage1-weights is CEPrompt's stage-1 checkpoint; drop it for " + method)
-        options.update(parse_model_args(recipe_opt))
+        options.update(parse_model_args(recipe_opt, "--recipe-opt"))
         require("torch", "train", "training")
         require("torchvision", "train", "training")
         import torch
 
         from ..training import TrainConfig, Trainer
 
+        check_device(device)
         if threads:
             torch.set_num_threads(threads)
         console = Console(stderr=True)

@@ -131,7 +131,7 @@ class Trainer:
         if cfg.sampler not in SAMPLERS:
             raise FerEdgeError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
         if cfg.select_metric not in SELECT_METRICS:
-            raise FerEdgeError(f"select metric must be one of {', '.join(SELECT_METRICS)}")
+            raise FerEdgeError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}, got {cfg.select_metric!r}")
         if cfg.select_on == "validation" and cfg.val_fraction <= 0:
             raise FerEdgeError("--select-on validation needs --val-fraction > 0 (or use --select-on test)")
         self.recipe = recipe or get_recipe(cfg.method)
