@@ -24,20 +24,20 @@ def register(app: typer.Typer) -> None:
     def bench(
         artifacts: list[str] = typer.Argument(None, help="artifacts or registered names, optionally PATH@backend"),
         data: Optional[str] = typer.Option(None, help="labelled data for accuracy, e.g. fer2013:public_test or an npz"),
-        limit: Optional[int] = typer.Option(None, help="use at most N labelled samples"),
+        limit: Optional[int] = typer.Option(None, min=1, help="use at most N labelled samples"),
         accuracy: bool = typer.Option(True, help="--no-accuracy: use --data for agreement only (untrained weights)"),
         batch: str = typer.Option("1,8,32", help="batch sizes, comma-separated"),
-        warmup: int = typer.Option(10, help="untimed runs before measuring"),
-        runs: int = typer.Option(50, help="timed runs per batch size"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for the engines"),
+        warmup: int = typer.Option(10, min=0, help="untimed runs before measuring"),
+        runs: int = typer.Option(50, min=1, help="timed runs per batch size"),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the engines"),
         device: str = typer.Option("auto", help="device for every artifact"),
         backends: Optional[str] = typer.Option(None, help="run every artifact on each of these backends (comma-separated)"),
         reference: bool = typer.Option(False, help="add PyTorch eager FP32 of each method as the reference row"),
         reference_weights: Optional[Path] = typer.Option(None, help="checkpoint for the PyTorch reference (methods without embedded weights)"),
-        max_seconds: float = typer.Option(20.0, help="bound on the measured phase per batch size"),
+        max_seconds: float = typer.Option(20.0, min=0.1, help="bound on the measured phase per batch size"),
         pipeline: bool = typer.Option(False, help="also measure the end-to-end pipeline on --source"),
         source: Optional[str] = typer.Option(None, help="video for --pipeline"),
-        max_frames: Optional[int] = typer.Option(None, help="frames of --source to use"),
+        max_frames: Optional[int] = typer.Option(None, min=1, help="frames of --source to use"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write the JSON document here"),
         markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="write the Markdown table here"),
         plots: Optional[Path] = typer.Option(None, help="write PNG plots into this folder"),
@@ -52,6 +52,11 @@ def register(app: typer.Typer) -> None:
         from ..bench.runner import BenchConfig, Target, run
         from ..errors import FerEdgeError
 
+        from .destinations import check_output_dir, check_output_file
+
+        check_output_file(json_out, "--json", (".json",))
+        check_output_file(markdown_out, "--markdown", (".md", ".markdown"))
+        check_output_dir(plots, "--plots")
         console = Console()
         targets: list[Target] = []
         for spec in artifacts or []:
