@@ -2,17 +2,15 @@
 
 Our format is a ``.safetensors`` file whose header metadata holds the artifact metadata JSON under
 ``fer_edge`` plus the source checkpoint's sha256. Foreign checkpoints (the authors' ``.pth`` files,
-often ``{'state_dict': ..., 'recorder': <pickled object>}`` with ``module.`` prefixes) are read with a
-restricted unpickler that rebuilds tensors and plain containers and turns every other class into an
-inert placeholder: no code from the file is ever executed.
+often ``{'state_dict': ..., 'recorder': <pickled object>}`` with ``module.`` prefixes) are read by
+:mod:`fer_edge.torch_files`, whose restricted unpickler reads every pickle record of the file,
+rebuilds plain tensors and containers and turns every other class into an inert placeholder: no
+code from the file is ever executed (its docstring gives the allow-list and why).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import types
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +41,14 @@ def save_checkpoint(path: str | Path, state_dict: dict, meta: ArtifactMetadata) 
 def read_checkpoint_metadata(path: str | Path) -> ArtifactMetadata | None:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="np") as f:
-        header = f.metadata() or {}
-    return ArtifactMetadata.from_json(header[METADATA_KEY]) if METADATA_KEY in header else None
+    name = Path(path).name
+    try:
+        with safe_open(str(path), framework="np") as f:
+            header = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types; a missing file is an OSError
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise FerEdgeError(f"{' '.join(name.split())} is not a readable safetensors file ({why})") from None
+    return ArtifactMetadata.from_json(header[METADATA_KEY], source=name) if METADATA_KEY in header else None
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, ArtifactMetadata | None]:
@@ -61,64 +64,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict, ArtifactMetadata | None]:
 
 # --- the authors' files --------------------------------------------------------------------------
 
-class Placeholder:
-    """Stands in for any class a foreign pickle names that is not a tensor or a plain container."""
-
-    _qualname = "?"
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<placeholder for {self._qualname}>"
-
-
-def _placeholder(module: str, name: str) -> type:
-    return type(name, (Placeholder,), {"_qualname": f"{module}.{name}"})
-
-
-_SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
-                  "tuple": tuple, "list": list, "dict": dict}
-
-
-def _allowed(module: str, name: str):
-    import torch
-
-    if module == "collections" and name == "OrderedDict":
-        return OrderedDict
-    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_parameter",
-                                             "_rebuild_parameter_with_state"):
-        return getattr(torch._utils, name)
-    if module == "torch" and (name.endswith("Storage") or name in ("Size", "device") or
-                              isinstance(getattr(torch, name, None), torch.dtype)):
-        return getattr(torch, name)
-    if module == "torch.storage" and name == "UntypedStorage":
-        return torch.storage.UntypedStorage
-    if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
-        return _SAFE_BUILTINS[name]
-    return None
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        obj = _allowed(module, name)
-        return obj if obj is not None else _placeholder(module, name)
-
-
-restricted_pickle = types.SimpleNamespace(Unpickler=_RestrictedUnpickler, load=pickle.load,
-                                          __name__="fer_edge_restricted_pickle")
-
-
 def read_foreign_checkpoint(path: str | Path) -> dict:
     """The tensors of an authors' checkpoint as a flat state dict, without executing pickled code.
 
-    Accepts ``{'state_dict': sd, ...}``, ``{'model': sd}``, ``{'net': sd}`` or a bare state dict;
-    strips DataParallel's ``module.`` prefix.
+    Accepts ``{'state_dict': sd, ...}``, ``{'model': sd}``, ``{'net': sd}`` or a bare state dict, in
+    torch's zip or legacy layout (read by :mod:`fer_edge.torch_files`; the authors' recorder objects
+    become inert placeholders), our safetensors or Keras ``.h5``; strips DataParallel's ``module.``.
     """
     import torch
+
+    from .torch_files import read_torch_file
 
     path = _existing(path)
     if path.suffix == ".safetensors":
@@ -127,19 +82,28 @@ def read_foreign_checkpoint(path: str | Path) -> dict:
         from .keras_h5 import read_keras_h5
 
         return {k: torch.from_numpy(v) for k, v in read_keras_h5(path).items()}
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception:
-        # weights_only refuses foreign classes (the authors' recorder objects); our unpickler
-        # replaces them with placeholders instead of importing them.
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
-        except Exception as exc:
-            raise FerEdgeError(f"{path.name} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    sd = _find_state_dict(obj)
+    sd = _find_state_dict(read_torch_file(path))
     if sd is None:
         raise FerEdgeError(f"{path.name} holds no state dict (looked for 'state_dict', 'model', 'net' or tensors)")
-    return {_strip_prefix(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    tensors = {_strip_prefix(k): v for k, v in sd.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise FerEdgeError(f"{path.name} holds a state dict without tensors; not a model checkpoint")
+    return tensors
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Refuse a weights file now that a loader would refuse later, so no model is built for nothing.
+
+    Cheap: a safetensors file's header is read; a PyTorch file's pickles and storage records are all
+    checked but no tensor bytes are read. Keras ``.h5`` files are read by h5py only, never checked here.
+    """
+    from .torch_files import read_torch_file
+
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        read_checkpoint_metadata(path)
+    elif path.suffix.lower() not in (".h5", ".hdf5"):
+        read_torch_file(path, materialize=False)
 
 
 def _find_state_dict(obj: Any) -> dict | None:

@@ -42,13 +42,16 @@ def import_checkpoint(method: str, checkpoint: str | Path, output: str | Path | 
     `clip_weights`: the CLIP file for methods whose released checkpoints leave the CLIP towers out
     (UA-FER); the imported checkpoint then holds everything needed to run.
     """
-    from ..checkpoint import load_into, save_checkpoint, sha256_file
+    from ..checkpoint import check_checkpoint_file, load_into, save_checkpoint, sha256_file
     from ..models import create_model, get_config
 
     cfg = get_config(method)
     checkpoint = Path(checkpoint)
     if clip_weights is not None and not Path(clip_weights).is_file():
         raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
+    for path in (checkpoint, clip_weights):  # a refused or broken file fails before the model is built
+        if path:
+            check_checkpoint_file(path)
     if clip_weights:
         model_kwargs["clip_weights"] = str(clip_weights)
     model = create_model(method, **model_kwargs)

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
-import warnings
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -112,11 +109,14 @@ def build_text(arch: str | ClipArch = "ViT-B-16") -> nn.Module:
 def read_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a local CLIP checkpoint, OpenAI names (``visual.*``, ``token_embedding.weight`` ...), fp32.
 
-    Accepts OpenAI's released ``.pt`` files (TorchScript archives: the tensors are read from the
-    archive's pickle with a restricted unpickler, the TorchScript code is never run), OpenCLIP
-    state dicts (``.pt``/``.bin`` via ``torch.load(weights_only=True)``, ``.safetensors``) and
-    ``{'state_dict': ...}`` wrappers; strips ``module.`` and OpenCLIP's ``text.`` tower prefix.
+    Accepts OpenAI's released ``.pt`` files (TorchScript archives: only the tensors of the archive's
+    pickle are read, the TorchScript code is never run), OpenCLIP state dicts (``.pt``/``.bin``,
+    ``.safetensors``) and ``{'state_dict': ...}`` wrappers; strips ``module.`` and OpenCLIP's ``text.``
+    tower prefix. PyTorch files are read by :func:`fer_edge.torch_files.read_torch_file` (no pickled
+    code runs); a file it refuses stays refused.
     """
+    from ..torch_files import Placeholder, UnreadableTorchFile, read_torch_file
+
     p = Path(path)
     if not p.is_file():
         raise FerEdgeError(f"CLIP weights not found: {p}; pass --clip-weights with a local OpenAI/OpenCLIP file")
@@ -127,70 +127,42 @@ def read_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             sd = load_file(str(p))
         except Exception as exc:
             raise FerEdgeError(f"{p.name} is not a readable safetensors file ({exc})") from None
-    elif zipfile.is_zipfile(p) and _is_torchscript_zip(p):
-        sd = _read_torchscript_tensors(p)
     else:
         try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise FerEdgeError(
-                f"{p.name} is not a CLIP checkpoint this loader reads ({type(exc).__name__}); "
-                "use OpenAI's ViT-B-16.pt / ViT-B-32.pt or an OpenCLIP .bin/.safetensors file"
-            ) from None
-        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            obj = obj["state_dict"]
-        if not isinstance(obj, dict):
-            raise FerEdgeError(f"{p.name} holds a {type(obj).__name__}, not a CLIP state dict")
-        sd = obj
+            obj = read_torch_file(p)
+        except UnreadableTorchFile as exc:
+            raise FerEdgeError(f"{p.name} is not a CLIP checkpoint this loader reads ({exc.reason}); "
+                               "use OpenAI's ViT-B-16.pt / ViT-B-32.pt or an OpenCLIP .bin/.safetensors file") from None
+        sd = _torchscript_tensors(obj, p.name) if isinstance(obj, Placeholder) else _state_dict_of(obj, p.name)
     out = {}
     for k, v in sd.items():
-        if not isinstance(v, torch.Tensor):
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             continue
         k = k[len("module."):] if k.startswith("module.") else k
         k = k[len("text."):] if k.startswith("text.") else k  # OpenCLIP CustomTextCLIP layout
         out[k] = v.float() if v.is_floating_point() else v
+    if not out:
+        raise FerEdgeError(f"{p.name} holds no tensors; not a CLIP checkpoint")
     return out
 
 
-def _is_torchscript_zip(path: Path) -> bool:
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith("/constants.pkl") or n.endswith("/code/") or "/code/" in n for n in zf.namelist())
+def _state_dict_of(obj, name: str) -> dict:
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise FerEdgeError(f"{name} holds a {type(obj).__name__}, not a CLIP state dict")
+    return obj
 
 
-def _read_torchscript_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a TorchScript archive, named by their attribute path (``visual.conv1.weight``)."""
-    from ..checkpoint import restricted_pickle
-
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        data_pkl = next((n for n in names if n.endswith("/data.pkl") and n.count("/") == 1), None)
-        if data_pkl is None:
-            raise FerEdgeError(f"{path.name} is a zip archive without data.pkl; not a PyTorch/TorchScript file")
-        prefix = data_pkl[: -len("data.pkl")]
-        storages: dict[str, torch.storage.TypedStorage] = {}
-
-        class _Unpickler(restricted_pickle.Unpickler):
-            def persistent_load(self, pid):
-                # ('storage', storage_type, key, location, numel): the bytes live in <prefix>data/<key>
-                _, storage_type, key, _location, _numel = pid
-                if key not in storages:
-                    raw = zf.read(f"{prefix}data/{key}")
-                    untyped = torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
-                    with warnings.catch_warnings():  # TypedStorage is what _rebuild_tensor_v2 expects
-                        warnings.simplefilter("ignore", UserWarning)
-                        storages[key] = torch.storage.TypedStorage(
-                            wrap_storage=untyped, dtype=storage_type.dtype, _internal=True)
-                return storages[key]
-
-        with zf.open(data_pkl) as fh:
-            try:
-                root = _Unpickler(fh).load()
-            except (pickle.UnpicklingError, KeyError, ValueError, AttributeError) as exc:
-                raise FerEdgeError(f"cannot read the tensors of {path.name} ({type(exc).__name__}: {exc})") from None
+def _torchscript_tensors(root, name: str) -> dict[str, torch.Tensor]:
+    """Tensors of a TorchScript archive's module tree, named by their attribute path (``visual.conv1.weight``)."""
     found: dict[str, torch.Tensor] = {}
-    _collect_tensors(root, "", found, set())
+    try:
+        _collect_tensors(root, "", found, set())
+    except RecursionError:
+        raise FerEdgeError(f"{name} nests its objects too deeply to be a CLIP checkpoint") from None
     if not found:
-        raise FerEdgeError(f"{path.name} holds no tensors; not a CLIP checkpoint")
+        raise FerEdgeError(f"{name} holds no tensors; not a CLIP checkpoint")
     return found
 
 

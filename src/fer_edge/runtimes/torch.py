@@ -49,11 +49,13 @@ def read_torch_artifact(path: Path) -> tuple[dict, ArtifactMetadata | None]:
     if path.suffix == ".safetensors":
         sd, meta = load_checkpoint(path)
     else:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise FerEdgeError(f"{path.name} is not a weights-only PyTorch file ({type(exc).__name__}); "
-                               f"convert it with `fer-edge import-ckpt`") from None
+        from ..torch_files import UnreadableTorchFile, read_torch_file
+
+        try:  # tensors and plain data only: a pickled class of any kind is refused
+            obj = read_torch_file(path, foreign=False)
+        except UnreadableTorchFile as exc:
+            raise FerEdgeError(f"{path.name} is not a weights-only PyTorch file ({exc.reason}); "
+                               f"convert it with `fer-edge import`") from None
         if not isinstance(obj, dict):
             raise FerEdgeError(f"{path.name} holds a {type(obj).__name__}, not a state dict with metadata")
         raw = obj.get(METADATA_KEY)
@@ -109,7 +111,12 @@ class TorchBackend(Backend):
         self._output_names = [meta.output.name, *meta.output.extra]
 
     def _build(self, sd: dict, meta: ArtifactMetadata) -> torch.nn.Module:
-        from ..models import create_model
+        from ..models import create_model, get_config
+
+        channels = get_config(meta.method).input.channels  # the file's metadata must fit the network
+        if meta.input.channels != channels:
+            raise FerEdgeError(f"{self.path.name}: its metadata gives {meta.input.color} input but {meta.method} "
+                               f"takes {channels}-channel faces; re-export the artifact")
 
         try:
             model = create_model(meta.method, num_classes=meta.num_classes)

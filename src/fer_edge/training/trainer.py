@@ -6,7 +6,7 @@ into its output folder:
 * ``last.safetensors`` / ``best.safetensors``: model weights in our checkpoint format, with the
   artifact metadata (labels, preprocessing) and the epoch's metrics in ``extra``;
 * ``train_state.pt``: optimizer, scheduler, loss scaler, epoch counter and history for ``--resume``
-  (tensors and plain containers only, read back with ``weights_only=True``);
+  (tensors and plain containers only, read back by ``torch_files.read_torch_file`` refusing any class);
 * ``log.json``: configuration, data sizes, per-epoch top-1/UAR/WAR/macro-F1 on validation AND test;
 * ``confusion_best_<split>.png``: confusion matrices of the selected epoch.
 
@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..torch_files import read_torch_file
 from ..data.catalog import open_dataset
 from ..data.samples import FaceSamples
 from ..data.splits import stratified_split
@@ -44,6 +45,7 @@ SELECT_ON = ("validation", "test")
 SELECT_METRICS = ("accuracy", "uar")
 SAMPLERS = ("auto", "shuffle", "balanced")
 STATE_FILE = "train_state.pt"
+_STATE_KEYS = {"epoch", "method", "dataset", "optimizer", "scheduler", "scaler", "history", "best"}
 
 
 @dataclass
@@ -225,7 +227,9 @@ class Trainer:
         state_path, weights = self.out / STATE_FILE, self.out / "last.safetensors"
         if not (state_path.is_file() and weights.is_file()):
             raise FerEdgeError(f"--resume: no {STATE_FILE} and last.safetensors in {self.out}; start without --resume")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        state = read_torch_file(state_path, foreign=False)  # our own file, but in a user's folder: no classes
+        if not isinstance(state, dict) or not _STATE_KEYS <= set(state):
+            raise FerEdgeError(f"--resume: {state_path} is not a training state this trainer wrote; start without --resume")
         if (state["method"], state["dataset"]) != (self.cfg.method, self.cfg.dataset):
             raise FerEdgeError(f"--resume: {self.out} holds a {state['method']} run on {state['dataset']}, "
                                f"not {self.cfg.method} on {self.cfg.dataset}")
