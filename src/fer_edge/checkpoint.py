@@ -57,9 +57,15 @@ def load_checkpoint(path: str | Path) -> tuple[dict, ArtifactMetadata | None]:
 
     path = _existing(path)
     try:
-        return load_file(str(path)), read_checkpoint_metadata(path)
+        tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
-        raise FerEdgeError(f"{path.name} is not a readable safetensors checkpoint ({exc})") from None
+        raise FerEdgeError(f"{path.name} is not a readable safetensors checkpoint ({_first_line(exc)})") from None
+    return tensors, read_checkpoint_metadata(path)  # its own one-line errors name the bad field
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 # --- the authors' files --------------------------------------------------------------------------

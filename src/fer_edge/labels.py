@@ -6,6 +6,8 @@ through these canonical names.
 """
 from __future__ import annotations
 
+from .errors import FerEdgeError
+
 CANONICAL = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 
 # Output orders of the datasets and released models, as lists of canonical names.
@@ -31,12 +33,19 @@ DISPLAY = {
 }
 
 
+class UnknownLabelError(FerEdgeError, KeyError):
+    """A label set or expression name fer-edge does not know. A FerEdgeError (one line for the user)
+    that is also a KeyError, for callers that fall back on unknown names."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def label_set(name: str) -> tuple[str, ...]:
     """Label names (output order) of a known dataset/model family."""
-    try:
-        return LABEL_SETS[name]
-    except KeyError:
-        raise KeyError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None
+    if not isinstance(name, str) or name not in LABEL_SETS:
+        raise UnknownLabelError(f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}")
+    return LABEL_SETS[name]
 
 
 def remap_indices(src: tuple[str, ...] | list[str], dst: tuple[str, ...] | list[str]) -> list[int]:
@@ -60,7 +69,8 @@ ALIASES = {
 
 def canonical_name(name: str) -> str:
     """Canonical expression name for a spelling such as "Angry", "happiness" or "Disgusted"."""
-    key = name.strip().lower().replace("-", "").replace("_", "")
+    key = name.strip().lower().replace("-", "").replace("_", "") if isinstance(name, str) else None
     if key not in ALIASES:
-        raise KeyError(f"{name!r} is not a known expression name (known: {', '.join(sorted(ALIASES))})")
+        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:57]}..."
+        raise UnknownLabelError(f"{shown!r} is not a known expression name (known: {', '.join(sorted(ALIASES))})")
     return ALIASES[key]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FerEdgeError
-from ..metadata import InputSpec
+from ..metadata import InputSpec, check_labels, short_repr
 from .fer2013 import load_fer2013, load_ferplus
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -83,8 +83,9 @@ class FaceSet:
         if self.labels is None:
             return self
         if self.label_names is None or list(self.label_names) == list(model_labels):
-            if self.labels.max(initial=0) >= len(model_labels):
-                raise FerEdgeError(f"{self.source} has label {int(self.labels.max())} but the model has "
+            bad = self.labels[(self.labels < 0) | (self.labels >= len(model_labels))]
+            if len(bad):
+                raise FerEdgeError(f"{self.source} has label {int(bad[0])} but the model has "
                                    f"{len(model_labels)} classes; name the classes in the npz (`classes`)")
             return self
         pos = {n: i for i, n in enumerate(model_labels)}
@@ -109,23 +110,26 @@ def load_faces(spec: str | Path | None, *, what: str = "calibration", input_spec
             f"INT8 {what} needs real faces and none were given: pass {flag} with a folder of face photos, "
             f"an npz of aligned faces, or a dataset spec such as fer2013:train (fer-edge never calibrates on random data)"
         )
+    if not isinstance(spec, (str, Path)):
+        raise FerEdgeError(f"{what} data must be a path or a dataset spec, not a {type(spec).__name__}")
     text = str(spec)
     path = Path(text)
-    if path.is_dir():
+    kind = _path_kind(path)
+    if kind == "dir":
         faces = _from_photo_folder(path, input_spec, limit=limit, seed=seed)
-    elif path.suffix == ".npz" and path.is_file():
+    elif kind == "file" and path.suffix == ".npz":
         faces = _from_npz(path, split=None)
-    elif ":" in text and not path.exists():
+    elif ":" in text and kind == "missing":
         faces = _from_dataset_spec(text)
     else:
         raise FerEdgeError(
-            f"{what} data {text!r} not found: give a folder of photos, an .npz of aligned faces, "
+            f"{what} data {short_repr(text)} not found: give a folder of photos, an .npz of aligned faces, "
             f"or a dataset spec such as fer2013:train"
         )
     if len(faces) == 0:
-        raise FerEdgeError(f"{what} data {text!r} holds no faces")
+        raise FerEdgeError(f"{what} data {short_repr(text)} holds no faces")
     if need_labels and not faces.labelled:
-        raise FerEdgeError(f"{what} data {text!r} has no labels; accuracy needs labelled faces (an npz with "
+        raise FerEdgeError(f"{what} data {short_repr(text)} has no labels; accuracy needs labelled faces (an npz with "
                            f"`labels`, or a dataset spec such as fer2013:public_test)")
     return faces.subset(limit, seed)
 
@@ -140,43 +144,111 @@ def _canonical(name: str) -> str:
         return name
 
 
+def _path_kind(path: Path) -> str:
+    """"dir", "file", "other" or "missing"; names the OS cannot even look up (too long) count as missing."""
+    try:
+        if path.is_dir():
+            return "dir"
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else "missing"
+    except (OSError, ValueError):
+        return "missing"
+
+
 # --- sources ---------------------------------------------------------------------------------------
 
 def _from_dataset_spec(text: str) -> FaceSet:
     name, _, split = text.rpartition(":")
     if name.endswith(".npz"):
-        if not Path(name).is_file():
-            raise FerEdgeError(f"dataset file not found: {name}")
+        if _path_kind(Path(name)) != "file":
+            raise FerEdgeError(f"dataset file not found: {short_repr(name)}")
         return _from_npz(Path(name), split=split)
     if name not in DATASETS:
-        raise FerEdgeError(f"unknown dataset {name!r} in {text!r}; known: {', '.join(DATASETS)} "
+        raise FerEdgeError(f"unknown dataset {short_repr(name)} in {short_repr(text)}; known: {', '.join(DATASETS)} "
                            f"(or PATH.npz:SPLIT, an .npz file, a folder of photos)")
     ds = DATASETS[name](split)
     return FaceSet(list(ds.images), ds.labels, list(ds.label_names), f"{name}:{split}")
 
 
+NPZ_ARRAYS = ("images", "labels", "classes", "split")
+
+
 def _from_npz(path: Path, split: str | None) -> FaceSet:
-    with np.load(path, allow_pickle=False) as z:
-        if "images" not in z:
-            raise FerEdgeError(f"{path.name} has no `images` array (expected (N,H,W) or (N,H,W,3) uint8 faces)")
-        images = z["images"]
-        labels = z["labels"].astype(np.int64) if "labels" in z else None
-        names = None
-        if "classes" in z:
-            names = [_canonical(str(c)) for c in z["classes"]]
-        if split is not None:
-            if "split" not in z:
-                raise FerEdgeError(f"{path.name} has no `split` array, so {split!r} cannot be selected")
-            mask = z["split"].astype(str) == split
-            if not mask.any():
-                raise FerEdgeError(f"{path.name} has no faces in split {split!r} "
-                                   f"(splits: {', '.join(sorted(set(z['split'].astype(str))))})")
-            images = images[mask]
-            labels = None if labels is None else labels[mask]
-    if images.dtype != np.uint8 or images.ndim not in (3, 4):
-        raise FerEdgeError(f"{path.name}: `images` must be uint8 (N,H,W) or (N,H,W,3), got {images.dtype} {images.shape}")
-    source = f"{path.name}" + (f" split {split}" if split else "")
+    """Faces of an npz (see the module docstring), every array checked against the others."""
+    name = " ".join(path.name.split())
+    z = _read_npz(path, name)
+    if "images" not in z:
+        raise FerEdgeError(f"{name} has no `images` array (expected (N,H,W) or (N,H,W,3) uint8 faces)")
+    images = z["images"]
+    if images.dtype != np.uint8 or not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)) \
+            or min(images.shape[1:3], default=0) < 1:
+        raise FerEdgeError(f"{name}: `images` must be uint8 (N,H,W) gray or (N,H,W,3) BGR faces, "
+                           f"got {images.dtype} {images.shape}")
+    n = len(images)
+    labels = _npz_labels(z, name, n)
+    names = _npz_classes(z, name) if "classes" in z else None
+    if names is not None and labels is not None and len(labels) and labels.max() >= len(names):
+        raise FerEdgeError(f"{name} has label {int(labels.max())} but `classes` names only {len(names)} classes")
+    if split is not None:
+        if "split" not in z:
+            raise FerEdgeError(f"{name} has no `split` array, so {short_repr(split)} cannot be selected")
+        splits = z["split"]
+        if splits.shape != (n,):
+            raise FerEdgeError(f"{name}: `split` must have one entry per image ({n}), got shape {splits.shape}")
+        splits = splits.astype(str)
+        mask = splits == split
+        if not mask.any():
+            known = sorted(set(splits.tolist()))
+            shown = ", ".join(short_repr(k) for k in known[:10]) + (" ..." if len(known) > 10 else "")
+            raise FerEdgeError(f"{name} has no faces in split {short_repr(split)} (splits: {shown})")
+        images = images[mask]
+        labels = None if labels is None else labels[mask]
+    source = name + (f" split {short_repr(split)}" if split else "")
     return FaceSet(list(images), labels, names, source)
+
+
+def _read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
+    """The arrays fer-edge uses from an npz; never unpickles (object arrays are refused)."""
+    import zipfile
+
+    fix = "save it with numpy.savez(path, images=..., labels=..., classes=...)"
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise FerEdgeError(f"cannot read {name} ({exc.strerror or exc})") from None
+    if not is_zip:
+        raise FerEdgeError(f"{name} is not an npz (zip) archive; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not named arrays")
+            return {k: z[k] for k in NPZ_ARRAYS if k in z.files}
+    except Exception as exc:  # zipfile, zlib, numpy's format reader and the OS all raise their own types
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise FerEdgeError(f"{name} is not a readable npz of face arrays ({why}); {fix}") from None
+
+
+def _npz_labels(z: dict[str, np.ndarray], name: str, n: int) -> np.ndarray | None:
+    if "labels" not in z:
+        return None
+    labels = z["labels"]
+    if labels.dtype.kind not in "iu" or labels.shape != (n,):
+        raise FerEdgeError(f"{name}: `labels` must be whole numbers, one per image ({n}), "
+                           f"got {labels.dtype} {labels.shape}")
+    if len(labels) and labels.min() < 0:
+        raise FerEdgeError(f"{name}: `labels` must be class indices >= 0, found {int(labels.min())}")
+    return labels.astype(np.int64)
+
+
+def _npz_classes(z: dict[str, np.ndarray], name: str) -> list[str]:
+    """`classes` as canonical names where spelled as one (Angry -> anger), each distinct."""
+    classes = z["classes"]
+    if classes.ndim != 1 or classes.dtype.kind not in "US":
+        raise FerEdgeError(f"{name}: `classes` must be a list of class names, got {classes.dtype} {classes.shape}")
+    raw = [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in classes.tolist()]
+    return check_labels([_canonical(c) for c in raw], f"{name}: `classes`",
+                        "give each class one distinct, non-empty name")
 
 
 def _from_photo_folder(folder: Path, spec: InputSpec | None, *, limit: int | None, seed: int) -> FaceSet:

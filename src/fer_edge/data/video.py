@@ -97,12 +97,18 @@ def find_list(root: Path, name: str) -> Path:
 def read_annotation_list(path: Path, root: Path, labels: tuple[str, ...], name: str, split: str) -> VideoSamples:
     """Parse ``<frame_dir> <num_frames> <label>`` lines into VideoSamples."""
     dirs, counts, targets = [], [], []
-    for ln, line in enumerate(Path(path).read_text().splitlines(), 1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FerEdgeError(f"{path.name} is not a UTF-8 text list; give the authors' annotation .txt file") from None
+    for ln, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) < 3:
             raise FerEdgeError(f"{path.name}:{ln}: expected '<frame_dir> <num_frames> <label>', got {line!r}")
+        if not (parts[-2].isdigit() and parts[-1].isdigit()):
+            raise FerEdgeError(f"{path.name}:{ln}: <num_frames> and <label> must be whole numbers, got {line[:120]!r}")
         folder, count, label = " ".join(parts[:-2]), int(parts[-2]), int(parts[-1])
         if not 0 <= label < len(labels):
             raise FerEdgeError(f"{path.name}:{ln}: label {label} outside 0..{len(labels) - 1}")

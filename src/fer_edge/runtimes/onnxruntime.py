@@ -80,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
 
     def read_metadata(self) -> ArtifactMetadata | None:
         props = self.session.get_modelmeta().custom_metadata_map
-        return ArtifactMetadata.from_json(props[METADATA_KEY]) if METADATA_KEY in props else None
+        return ArtifactMetadata.from_json(props[METADATA_KEY], source=self.path.name) if METADATA_KEY in props else None
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, self.device, ort.__version__,

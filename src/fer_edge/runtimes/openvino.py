@@ -73,19 +73,21 @@ def _static_batch(model) -> int | None:
 
 
 def _rt_text(model, path: list[str]) -> str | None:
-    if not model.has_rt_info(path):
+    try:
+        if not model.has_rt_info(path):
+            return None
+        return model.get_rt_info(path).astype(str)
+    except RuntimeError:  # a parent of `path` is a plain value, not a map (e.g. rt_info framework="x")
         return None
-    value = model.get_rt_info(path)
-    return value.astype(str) if hasattr(value, "astype") else str(value)
 
 
-def model_metadata(model) -> ArtifactMetadata | None:
+def model_metadata(model, source: str | None = None) -> ArtifactMetadata | None:
     """fer-edge metadata of an ``ov.Model``: rt_info ``fer_edge`` (IR), else the ONNX metadata_props
-    that OpenVINO's ONNX reader keeps under rt_info ``framework``."""
+    that OpenVINO's ONNX reader keeps under rt_info ``framework``. `source` names the file in errors."""
     for path in ([METADATA_KEY], ["framework", METADATA_KEY]):
         text = _rt_text(model, path)
-        if text:
-            return ArtifactMetadata.from_json(text)
+        if text is not None:
+            return ArtifactMetadata.from_json(text, source=source)
     return None
 
 
@@ -118,7 +120,7 @@ class OpenVINOBackend(Backend):
             self.model = self.core.read_model(str(self.file))
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line C++ context
             raise FerEdgeError(f"OpenVINO cannot read {self.file.name}: {_first_line(exc)}") from None
-        self._metadata = model_metadata(self.model)
+        self._metadata = model_metadata(self.model, self.file.name)
         if static_batch is None and self._ov_device.split(".")[0] in STATIC_SHAPE_DEVICES:
             static_batch = 1
         self._chunk = self._fix_static_batch(int(static_batch)) if static_batch else _static_batch(self.model)
