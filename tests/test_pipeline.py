@@ -36,7 +36,7 @@ def test_astronaut_is_one_happy_face(pipeline):
     assert face.label_names == pipeline.labels
     d = face.to_dict()
     assert d["label"] == "happy" and set(d["probs"]) == set(pipeline.labels)
-    assert set(pipeline.timings.frames[-1]) == set(STAGES)
+    assert set(pipeline.timings.last) == set(STAGES)
     assert pipeline.last_crops[0].shape[:2] == tuple(pipeline.model.metadata.input.size)
 
 
@@ -58,7 +58,7 @@ def test_tracks_stay_stable_over_video_frames(pipeline, sample_video):
     raw_jumps = np.abs(np.diff([s.probs for s in series], axis=0)).sum()
     smooth_jumps = np.abs(np.diff([s.smoothed_probs for s in series], axis=0)).sum()
     assert smooth_jumps <= raw_jumps
-    assert len(pipeline.timings.frames) == 6 and all(v > 0 for v in pipeline.timings.totals().values())
+    assert pipeline.timings.count == 6 and all(v > 0 for v in pipeline.timings.totals().values())
 
 
 def test_model_by_name_path_or_object(model):

@@ -1,8 +1,12 @@
 """The live pipeline: detect -> align -> classify -> track -> smooth, one BGR frame at a time.
 
-``Pipeline(model="default")(frame)`` returns one :class:`FaceResult` per face. Per-stage timings of
-every call are kept in ``pipeline.timings`` for benchmarks. No PyTorch: numpy, OpenCV and whatever
-backend the model runs on.
+``Pipeline(model="default")(frame)`` returns one :class:`FaceResult` per face. Per-stage timings are
+kept in ``pipeline.timings`` for benchmarks (running totals and a short window: a pipeline may run for
+months). No PyTorch: numpy, OpenCV and whatever backend the model runs on.
+
+Consecutive calls are treated as frames of one sequence (tracks and smoothing carry over);
+``reset_tracks()`` between unrelated images or videos starts afresh. Detection runs on the frame
+shrunk to ``max_detect_side`` pixels at most; alignment crops faces from the full-resolution frame.
 
 Image models classify every face crop of the frame in one batch. Video models (a
 :class:`~fer_edge.runtimes.VideoModel`: frame encoder + temporal head) run per track through a
@@ -14,7 +18,8 @@ of expired tracks are dropped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,11 @@ from .vision.tracking import IoUTracker, Track
 
 STAGES = ("detect", "align", "classify", "track_smooth")
 DEFAULT_DETECTOR = "blazeface"  # short range with tiling: see bench/pipeline_fps.py for the comparison
+# Detection works on frames shrunk to this long side: 1080p video and photos up to 2048 px are detected
+# as they are (results unchanged on the shared face photos); larger ones cost what a 2048 px frame does
+# (a 10000 px photo: 0.5 s and no extra memory instead of 7 s and 2.6 GB). 4K video with tiny faces may
+# want more.
+DEFAULT_MAX_DETECT_SIDE = 2048
 
 
 @dataclass
@@ -82,24 +92,37 @@ class FaceResult:
         return d
 
 
-@dataclass
 class StageTimings:
-    """Seconds spent per stage, one entry per frame."""
+    """Seconds spent per stage: running totals over every frame, and the last `window` frames.
 
-    frames: list[dict[str, float]] = field(default_factory=list)
+    Bounded on purpose: a per-frame list would grow for as long as a camera runs."""
+
+    def __init__(self, window: int = 256):
+        self.count = 0  # frames added since the last clear()
+        self._totals = dict.fromkeys(STAGES, 0.0)
+        self.recent: deque[dict[str, float]] = deque(maxlen=int(window))
 
     def add(self, entry: dict[str, float]) -> None:
-        self.frames.append(entry)
+        self.count += 1
+        for stage in STAGES:
+            self._totals[stage] += float(entry.get(stage, 0.0))
+        self.recent.append(entry)
+
+    @property
+    def last(self) -> dict[str, float] | None:
+        return self.recent[-1] if self.recent else None
 
     def clear(self) -> None:
-        self.frames.clear()
+        self.count = 0
+        self._totals = dict.fromkeys(STAGES, 0.0)
+        self.recent.clear()
 
     def totals(self) -> dict[str, float]:
-        return {s: float(sum(f.get(s, 0.0) for f in self.frames)) for s in STAGES}
+        return dict(self._totals)
 
     def mean_ms(self) -> dict[str, float]:
-        n = max(len(self.frames), 1)
-        return {s: 1000.0 * v / n for s, v in self.totals().items()}
+        n = max(self.count, 1)
+        return {s: 1000.0 * v / n for s, v in self._totals.items()}
 
 
 def _load_model(model, backend: str | None, device: str):
@@ -137,16 +160,23 @@ class Pipeline:
         iou_threshold, max_missed: tracker settings (overlap to continue a track; frames it survives unseen).
         stride: video models: frames of a track between two clip predictions (1 = every frame once its
             buffer holds a clip). Ignored for image models.
-        min_face: ignore faces whose box is smaller than this many pixels on its short side.
+        min_face: ignore faces whose box is smaller than this many pixels on its short side (frame pixels).
+        max_detect_side: detect on the frame shrunk to at most this many pixels on its long side
+            (None: never shrink). Bounds detection time and memory on huge photos; boxes, keypoints
+            and crops stay at full resolution.
         detector_options: settings for a detector created by name (e.g. ``score_threshold``).
     """
 
     def __init__(self, model: Any = "default", detector: str | FaceDetector = DEFAULT_DETECTOR, *,
                  backend: str | None = None, device: str = "auto", ema: float = 0.6, hysteresis: float = 0.1,
                  iou_threshold: float = 0.3, max_missed: int = 10, min_face: int = 20, stride: int = 4,
-                 detector_options: dict | None = None):
+                 max_detect_side: int | None = DEFAULT_MAX_DETECT_SIDE, detector_options: dict | None = None):
         from .runtimes import VideoModel
 
+        if max_detect_side is not None and (int(max_detect_side) != max_detect_side or max_detect_side < 64):
+            raise FerEdgeError(f"max_detect_side must be a whole number of pixels >= 64 (or None: no limit), "
+                               f"got {max_detect_side}")
+        self.max_detect_side = None if max_detect_side is None else int(max_detect_side)
         self.model = _load_model(model, backend, device)
         self.video = isinstance(self.model, VideoModel)
         self.stride = int(stride)
@@ -163,17 +193,23 @@ class Pipeline:
     def labels(self) -> list[str]:
         return self.model.labels
 
-    def reset(self) -> None:
-        """Forget tracks and timings (e.g. between unrelated videos)."""
+    def reset_tracks(self) -> None:
+        """Forget tracks, their smoothing and clip buffers: the next frame is unrelated to the last
+        (another photo, another video). Timings are kept."""
         self.tracker.reset()
-        self.timings.clear()
         if self.video:
             self.stream = self.model.stream(stride=self.stride)
+
+    def reset(self) -> None:
+        """Forget tracks and timings (e.g. between unrelated videos)."""
+        self.reset_tracks()
+        self.timings.clear()
 
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:
         clock = time.perf_counter
         t0 = clock()
-        faces = [d for d in self.detector(frame) if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
+        found = self.detector(frame, max_side=self.max_detect_side)
+        faces = [d for d in found if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
         t1 = clock()
         crops = self._align(frame, faces)
         t2 = clock()

@@ -49,8 +49,21 @@ class FaceDetector(ABC):
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """All faces in `frame` (H, W, 3) BGR uint8, best first."""
 
-    def __call__(self, frame: np.ndarray) -> list[Detection]:
-        return self.detect(_check_frame(frame))
+    def __call__(self, frame: np.ndarray, max_side: int | None = None) -> list[Detection]:
+        """`detect`, on a copy shrunk to at most `max_side` pixels on its long side if the frame is larger.
+
+        Boxes and keypoints are always in pixels of `frame`. Bounding the working size bounds the
+        detector's time and memory (BlazeFace tiles by frame size: a 10k px photo would be ~1400
+        windows at once, and more windows also mean more false faces in textures like hair)."""
+        frame = _check_frame(frame)
+        h, w = frame.shape[:2]
+        if max_side is None or max(h, w) <= max_side:
+            return self.detect(frame)
+        k = max_side / max(h, w)
+        small = cv2.resize(frame, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        return [Detection(d.box * np.array([sx, sy, sx, sy], np.float32), d.keypoints * np.array([sx, sy], np.float32),
+                          d.score) for d in self.detect(small)]
 
 
 _DETECTORS: dict[str, type[FaceDetector]] = {}
