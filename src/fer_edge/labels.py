@@ -25,6 +25,9 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
     "caers": ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise"),
     # DFEW / FERV39k (7) and MAFW (11) as DFER-CLIP numbers them.
     "dfew": ("happy", "sad", "neutral", "anger", "surprise", "disgust", "fear"),
+    # MAFW in annotation/preprocessing.py's order; the last three have no canonical name.
+    "mafw": ("happy", "sad", "neutral", "anger", "surprise", "disgust", "fear",
+             "contempt", "anxiety", "helplessness", "disappointment"),
 }
 
 DISPLAY = {

@@ -24,9 +24,8 @@ from ..runtimes.clip_stream import segment_centres
 from .samples import FaceSamples, convert_color, read_image
 
 SEGMENTS = 16
-DFEW_LABELS = LABEL_SETS["dfew"]  # DFEW and FERV39k: happy, sad, neutral, anger, surprise, disgust, fear
-# MAFW's 11 classes in annotation/preprocessing.py's order; the last three have no canonical name.
-MAFW_LABELS = DFEW_LABELS + ("contempt", "anxiety", "helplessness", "disappointment")
+DFEW_LABELS = LABEL_SETS["dfew"]  # DFEW and FERV39k
+MAFW_LABELS = LABEL_SETS["mafw"]
 FOLDS = (1, 2, 3, 4, 5)
 
 

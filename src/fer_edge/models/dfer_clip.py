@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import FerEdgeError
-from ..data.video import DFEW_LABELS, MAFW_LABELS
+from ..labels import LABEL_SETS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
 from .clip_common import ARCHS, ClipArch, build_text, build_visual, encode_image, fold, get_arch, l2_normalize
 from .clip_common import load_clip_weights, text_from_embeddings, tokenize
@@ -385,8 +385,8 @@ def _register(name: str, labels: tuple[str, ...], dataset: str):
     return register_model(cfg)(build)
 
 
-dfer_clip = _register("dfer_clip", DFEW_LABELS, "DFEW / FERV39k")
-dfer_clip_mafw = _register("dfer_clip_mafw", MAFW_LABELS, "MAFW")
+dfer_clip = _register("dfer_clip", LABEL_SETS["dfew"], "DFEW / FERV39k")
+dfer_clip_mafw = _register("dfer_clip_mafw", LABEL_SETS["mafw"], "MAFW")
 
 
 # --- ONNX export of the deployment graphs ---------------------------------------------------------

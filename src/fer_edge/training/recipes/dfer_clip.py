@@ -69,13 +69,13 @@ class DferClipRecipe(Recipe):
         return cfg.options.get(key, cfg.hparams.extra[key])
 
     def build_model(self, cfg, labels: tuple[str, ...]) -> nn.Module:
-        from ...data.video import MAFW_LABELS
+        from ...labels import LABEL_SETS
         from ...models import create_model
         from ...models.dfer_clip import CLASS_DESCRIPTIONS
 
         kwargs = dict(cfg.model_kwargs)
         # Each class keeps its own description, also for a --classes subset (MAFW's order extends DFEW's).
-        kwargs.setdefault("descriptions", tuple(CLASS_DESCRIPTIONS[MAFW_LABELS.index(c)] for c in labels))
+        kwargs.setdefault("descriptions", tuple(CLASS_DESCRIPTIONS[LABEL_SETS["mafw"].index(c)] for c in labels))
         if cfg.options.get("clip_weights"):
             kwargs["clip_weights"] = cfg.options["clip_weights"]
         else:
