@@ -85,7 +85,7 @@ def test_export_writes_linked_pair_verified_against_the_clip_graph(bundle, files
     assert len(split) == 1 and split[0]["max_abs_diff"] <= 1e-4 and split[0]["faces"] >= 2
     # INT8: the encoder only, agreement-based report (pseudo-clips have no clip labels), head linked
     (rep,) = bundle.int8_reports
-    assert rep["artifact"] == files["frame_encoder_int8"].name and rep["top1_drop"] is None
+    assert rep["artifact"] == files["frame_encoder_int8"].name and rep["top1_change"] is None
     assert 0 <= rep["top1_agreement"] <= 100 and rep["max_logit_diff"] > 0  # int8 is not bit-equal
     q = fer_edge.load(files["frame_encoder_int8"])
     assert isinstance(q, VideoModel) and q.encoder.metadata.precision == "int8"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import require
+from ..export.progress import Counter, ProgressFn
 from .targets import Int8Artifact, Int8Target, int8_metadata
 
 
@@ -46,33 +47,48 @@ class NncfOpenVinoTarget(Int8Target):
                     "activations": "int8 (NNCF preset)", "weights": "int8 symmetric per-channel"}
         return kw, settings
 
-    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
+    def _calibration(self, nncf, calib: np.ndarray, progress: ProgressFn | None):
+        """The calibration faces one by one, counted as NNCF takes them (every statistics pass)."""
+        counter = self.calibration_counter(progress, len(calib))
+
+        def take(item):
+            counter.advance()
+            return item
+
+        return nncf.Dataset([calib[i:i + 1] for i in range(len(calib))], take)
+
+    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="",
+                 progress=None) -> Int8Artifact:
         nncf = require("nncf", "export", "OpenVINO INT8")
         ov, model = _read_fp32(Path(fp32))
         kw, settings = self._common(transformer, list(exclude) + (head_layers(model) if transformer else []))
         start = time.perf_counter()
-        data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-        q = nncf.quantize(model, data, subset_size=len(calib), **kw)
+        q = nncf.quantize(model, self._calibration(nncf, calib, progress), subset_size=len(calib), **kw)
         seconds = time.perf_counter() - start
         _save(ov, q, Path(out), int8_metadata(meta, self.name, calib_source, len(calib), list(exclude), settings))
         return Int8Artifact(self.name, Path(out), seconds, list(exclude), settings)
 
     def quantize_with_accuracy_control(self, fp32, out, calib, meta, val_x: np.ndarray, val_y: np.ndarray,
-                                       max_drop_points: float, *, transformer=False, calib_source="") -> Int8Artifact:
-        """NNCF's accuracy-aware quantization: top-1 on `val_x`/`val_y` may fall by at most `max_drop_points`."""
+                                       max_drop_points: float, *, transformer=False, calib_source="",
+                                       progress: ProgressFn | None = None) -> Int8Artifact:
+        """NNCF's accuracy-aware quantization: top-1 on `val_x`/`val_y` may fall by at most `max_drop_points`.
+
+        `progress` also gets the validation faces NNCF evaluates, counted in passes of len(val_x) (NNCF
+        evaluates the whole set, then subsets while it ranks and restores layers)."""
         nncf = require("nncf", "export", "OpenVINO INT8")
         ov, model = _read_fp32(Path(fp32))
         kw, settings = self._common(transformer, head_layers(model) if transformer else [])
         items = [(val_x[i:i + 1], int(val_y[i])) for i in range(len(val_x))]
+        checked = Counter(progress, f"INT8 {self.name}: accuracy-control validation", len(items))
 
         def validate(compiled, data) -> float:
             out_port = compiled.output(0)
-            hits = [int(np.argmax(compiled(x)[out_port]) == y) for x, y in data]
+            hits = [int(np.argmax(compiled(x)[out_port]) == y) for x, y in checked.each(data)]
             return float(np.mean(hits))
 
         start = time.perf_counter()
         q = nncf.quantize_with_accuracy_control(
-            model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]),
+            model, self._calibration(nncf, calib, progress),
             nncf.Dataset(items, lambda item: item[0]), validate,
             max_drop=max_drop_points / 100.0, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib), **kw)
         seconds = time.perf_counter() - start

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FerEdgeError, require
+from ..export.progress import Counter
 from ..metadata import ArtifactMetadata
 from .targets import Int8Artifact, Int8Target, int8_metadata
 
@@ -21,16 +22,20 @@ CALIB_BATCH = 16
 
 
 class _Reader:
-    """Feeds calibration tensors in batches (duck-types onnxruntime's CalibrationDataReader)."""
+    """Feeds calibration tensors in batches (duck-types onnxruntime's CalibrationDataReader), counting
+    the batches it hands out (a rewound reader's second pass counts as pass 2)."""
 
-    def __init__(self, name: str, x: np.ndarray, batch: int = CALIB_BATCH):
+    def __init__(self, name: str, x: np.ndarray, batch: int = CALIB_BATCH, counter: Counter | None = None):
         self.name, self.x, self.batch, self.i = name, x, batch, 0
+        self.counter = counter
 
     def get_next(self):
         if self.i >= len(self.x):
             return None
         chunk = self.x[self.i:self.i + self.batch]
         self.i += self.batch
+        if self.counter is not None:
+            self.counter.advance()
         return {self.name: np.ascontiguousarray(chunk, np.float32)}
 
     def rewind(self) -> None:
@@ -46,11 +51,13 @@ def quantizable_nodes(onnx_path: Path, ops: tuple[str, ...] = QUANTIZABLE_OPS) -
 
 def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: str, *, activation: str,
                         symmetric: bool, op_types: tuple[str, ...] | None, exclude: list[str],
-                        extra: dict[str, Any], method: str = "minmax", keep_float_ops: tuple[str, ...] = ()) -> float:
+                        extra: dict[str, Any], method: str = "minmax", keep_float_ops: tuple[str, ...] = (),
+                        counter: Counter | None = None) -> float:
     """Pre-process and quantize; returns the seconds taken. Node names survive, so `exclude` works.
 
     `keep_float_ops`: op types left in float, together with the node that makes the network output
-    (the final scaling of cosine heads), e.g. softmax and layer norm of attention graphs."""
+    (the final scaling of cosine heads), e.g. softmax and layer norm of attention graphs. `counter`
+    counts the calibration batches (its total: :func:`calibration_batches`)."""
     q = require("onnxruntime.quantization", "core", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -68,7 +75,7 @@ def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: st
         if keep_float_ops:
             exclude = list(exclude) + float_nodes(pre, keep_float_ops) + head_nodes(pre)
         ReaderBase = q.CalibrationDataReader
-        reader = type("CalibReader", (_Reader, ReaderBase), {})(input_name, calib)
+        reader = type("CalibReader", (_Reader, ReaderBase), {})(input_name, calib, counter=counter)
         q.quantize_static(
             str(pre), str(out), reader,
             quant_format=q.QuantFormat.QDQ,
@@ -81,6 +88,10 @@ def run_quantize_static(fp32: Path, out: Path, calib: np.ndarray, input_name: st
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, **extra},
         )
     return time.perf_counter() - start
+
+
+def calibration_batches(n: int) -> int:
+    return -(-n // CALIB_BATCH)
 
 
 def float_nodes(onnx_path: Path, op_types: tuple[str, ...]) -> list[str]:
@@ -141,7 +152,8 @@ class OrtQdqTarget(Int8Target):
     def __init__(self, method: str = "minmax"):
         self.method = method
 
-    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
+    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="",
+                 progress=None) -> Int8Artifact:
         settings = {"format": "QDQ", "activations": "uint8 asymmetric", "weights": "int8 symmetric per-channel",
                     "calibration_method": self.method, "quantizer": "onnxruntime.quantization.quantize_static"}
         if transformer:
@@ -149,6 +161,7 @@ class OrtQdqTarget(Int8Target):
         seconds = run_quantize_static(Path(fp32), Path(out), calib, meta.input.name, activation="uint8",
                                       symmetric=False, op_types=None, exclude=list(exclude), extra={},
                                       method=self.method,
-                                      keep_float_ops=("Softmax", "LayerNormalization") if transformer else ())
+                                      keep_float_ops=("Softmax", "LayerNormalization") if transformer else (),
+                                      counter=self.calibration_counter(progress, calibration_batches(len(calib))))
         finish_onnx(Path(out), int8_metadata(meta, self.name, calib_source, len(calib), list(exclude), settings))
         return Int8Artifact(self.name, Path(out), seconds, list(exclude), settings)

@@ -1,8 +1,10 @@
-"""Accuracy-drop reports: each INT8 artifact against its FP32 source, on held-out labelled faces.
+"""Accuracy reports: each INT8 artifact against its FP32 source, on held-out labelled faces.
 
 Both artifacts are run through :func:`fer_edge.load` and ``Model.predict`` on the same uint8 face
 crops, so the numbers are what users get from the shipped files (preprocessing included), not from
-an in-memory graph.
+an in-memory graph. Accuracy differences are a signed *change*, INT8 minus FP32 in points (positive =
+INT8 better), everywhere: JSON (``top1_change``), Markdown and the console. ``--max-drop`` is the
+budget for a loss, i.e. a change below ``-max_drop`` triggers the fallback.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data.faces import FaceSet
+from ..export.progress import Counter, ProgressFn
 
 EVAL_BATCH = 64
 
@@ -34,11 +37,13 @@ def _metrics(labels: np.ndarray, logits: np.ndarray, names: list[str]):
     return classification_metrics(labels, logits, num_classes=logits.shape[1], labels=names)
 
 
-def evaluate(path: Path, faces: FaceSet, *, backend: str | None = None, reference: bool = False) -> Evaluation:
+def evaluate(path: Path, faces: FaceSet, *, backend: str | None = None, reference: bool = False,
+             progress: ProgressFn | None = None) -> Evaluation:
     """Run every face through the artifact as a user would (fer_edge.load + predict).
 
     `reference`: the FP32 side of a comparison runs its float layers in full fp32 (OpenVINO would pick
     bf16 on CPUs that have it); INT8 artifacts run with the backend's defaults, as users run them.
+    `progress` gets the faces done (task "evaluating <file>").
     """
     import fer_edge
 
@@ -47,11 +52,14 @@ def evaluate(path: Path, faces: FaceSet, *, backend: str | None = None, referenc
     opts = full_precision(path, backend) if reference else {}
     model = fer_edge.load(str(path), device="cpu", backend=backend, **opts)
     video = model.metadata.input.layout == "NTCHW"
-    if video:  # pseudo-clips of real faces: agreement and logit differences only, no clip labels
-        clips = faces.clips(model.metadata.input.frames)
-        raws = [model.predict_clips(clips[i:i + 8]).raw for i in range(0, len(clips), 8)]
-    else:
-        raws = [model.predict(faces.images[i:i + EVAL_BATCH]).raw for i in range(0, len(faces), EVAL_BATCH)]
+    # pseudo-clips of real faces for a video model: agreement and logit differences only, no clip labels
+    items, run, batch = ((faces.clips(model.metadata.input.frames), model.predict_clips, 8) if video
+                         else (faces.images, model.predict, EVAL_BATCH))
+    counter = Counter(progress, f"evaluating {Path(path).name}", len(items))
+    raws = []
+    for i in range(0, len(items), batch):
+        raws.append(run(items[i:i + batch]).raw)
+        counter.advance(len(raws[-1]))
     logits = np.concatenate(raws).astype(np.float32)
     metrics = _metrics(faces.labels, logits, model.labels) if faces.labelled and not video else None
     backend_name = model.backend
@@ -91,10 +99,10 @@ def compare(fp32: Evaluation, int8: Evaluation, artifact, *, data_source: str, h
         f, q = fp32.metrics, int8.metrics
         rep["fp32"] = {"top1": 100 * f.accuracy, "uar": 100 * f.uar, "war": 100 * f.war, "macro_f1": 100 * f.macro_f1}
         rep["int8"] = {"top1": 100 * q.accuracy, "uar": 100 * q.uar, "war": 100 * q.war, "macro_f1": 100 * q.macro_f1}
-        rep["top1_drop"] = round(rep["fp32"]["top1"] - rep["int8"]["top1"], 3)
-        rep["uar_drop"] = round(rep["fp32"]["uar"] - rep["int8"]["uar"], 3)
+        rep["top1_change"] = round(rep["int8"]["top1"] - rep["fp32"]["top1"], 3)
+        rep["uar_change"] = round(rep["int8"]["uar"] - rep["fp32"]["uar"], 3)
     else:
-        rep["top1_drop"] = None
+        rep["top1_change"] = None
         rep["notes"].append("no labelled --val-data: accuracy not measured, only agreement with FP32")
     return rep
 
@@ -105,11 +113,11 @@ def to_markdown(rep: dict[str, Any]) -> str:
              f"Artifact `{rep['artifact']}` against its FP32 source `{rep['fp32_source']}`, "
              f"on {rep['faces']} faces of {rep['data']}" + ("" if rep["held_out"] else " (NOT held out)") + ".", ""]
     if rep.get("fp32"):
-        lines += ["| metric | FP32 | INT8 | drop (points) |", "|---|---|---|---|"]
+        lines += ["| metric | FP32 | INT8 | change (points) |", "|---|---|---|---|"]
         for k, name in (("top1", "top-1"), ("uar", "UAR"), ("war", "WAR"), ("macro_f1", "macro-F1")):
             f, q = rep["fp32"][k], rep["int8"][k]
-            lines.append(f"| {name} | {f:.2f}% | {q:.2f}% | {f - q:+.2f} |")
-        lines.append("")
+            lines.append(f"| {name} | {f:.2f}% | {q:.2f}% | {q - f:+.2f} |")
+        lines += ["", "change = INT8 - FP32 (positive: INT8 is better).", ""]
     lines += [
         f"- top-1 agreement with FP32: {rep['top1_agreement']:.2f}%",
         f"- logit difference: max {rep['max_logit_diff']:.4g}, mean {rep['mean_logit_diff']:.4g}",
@@ -122,13 +130,26 @@ def to_markdown(rep: dict[str, Any]) -> str:
         lines.append(f"- note: {note}")
     if rep.get("fallback"):
         lines += ["", "## Sensitive-layer fallback", "",
-                  "The first INT8 artifact dropped more than the budget; the layers that add the most "
+                  "The first INT8 artifact lost more top-1 than the budget; the layers that add the most "
                   "quantization error were kept in float and the artifact measured again:", "",
-                  "| float layers | top-1 drop (points) |", "|---|---|"]
+                  "| float layers | top-1 change (points) |", "|---|---|"]
         for step in rep["fallback"]:
             lines.append(f"| {len(step['float_layers'])}: {', '.join(step['float_layers']) or 'none'} | "
-                         f"{step['top1_drop']:+.2f} |")
+                         f"{step['top1_change']:+.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def describe_change(rep: dict[str, Any]) -> str:
+    """One phrase for the console: "top-1 change +2.67 points (65.23% -> 67.90%)"."""
+    if rep.get("top1_change") is None:
+        return "accuracy not measured (no labelled faces)"
+    return (f"top-1 change {rep['top1_change']:+.2f} points "
+            f"({rep['fp32']['top1']:.2f}% -> {rep['int8']['top1']:.2f}%)")
+
+
+def over_budget(rep: dict[str, Any], max_drop: float) -> bool:
+    """True when INT8 lost more than `max_drop` top-1 points (unmeasured accuracy never is)."""
+    return rep.get("top1_change") is not None and -rep["top1_change"] > max_drop
 
 
 def write_report(rep: dict[str, Any], folder: Path) -> tuple[Path, Path]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FerEdgeError
+from ..export.progress import Counter, ProgressFn
 from ..metadata import ArtifactMetadata
 
 
@@ -35,8 +36,13 @@ class Int8Target(ABC):
 
     @abstractmethod
     def quantize(self, fp32: Path, out: Path, calib: np.ndarray, meta: ArtifactMetadata, *,
-                 exclude: list[str] = (), transformer: bool = False, calib_source: str = "") -> Int8Artifact:
-        """Write the INT8 artifact to `out` (metadata attached, precision int8)."""
+                 exclude: list[str] = (), transformer: bool = False, calib_source: str = "",
+                 progress: ProgressFn | None = None) -> Int8Artifact:
+        """Write the INT8 artifact to `out` (metadata attached, precision int8); `progress` gets the
+        calibration items handed to the quantizer (task "INT8 <name>: calibration")."""
+
+    def calibration_counter(self, progress: ProgressFn | None, total: int) -> Counter:
+        return Counter(progress, f"INT8 {self.name}: calibration", total)
 
     def layer_names(self, fp32: Path) -> list[str]:
         """Names of the layers that can be kept in float (the sensitivity search's candidates)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FerEdgeError
-from .ort_qdq import QUANTIZABLE_OPS, finish_onnx, head_nodes, run_quantize_static
+from .ort_qdq import QUANTIZABLE_OPS, calibration_batches, finish_onnx, head_nodes, run_quantize_static
 from .targets import Int8Artifact, Int8Target, int8_metadata
 
 FLOAT_ONLY_OPS = ("Softmax", "LayerNormalization")
@@ -37,7 +37,8 @@ class TrtQdqTarget(Int8Target):
             raise FerEdgeError(f"unknown --quantizer {quantizer!r}; choose onnxruntime or modelopt")
         self.method, self.quantizer = method, quantizer
 
-    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="") -> Int8Artifact:
+    def quantize(self, fp32, out, calib, meta, *, exclude=(), transformer=False, calib_source="",
+                 progress=None) -> Int8Artifact:
         fp32, out = Path(fp32), Path(out)
         if transformer:  # the head after the last layer norm (the final scaling) stays float: listed as float layers
             exclude = list(exclude) + [n for n in head_nodes(fp32) if n not in exclude]
@@ -50,6 +51,7 @@ class TrtQdqTarget(Int8Target):
             seconds = run_quantize_static(
                 fp32, out, calib, meta.input.name, activation="int8", symmetric=True,
                 op_types=QUANTIZABLE_OPS, exclude=list(exclude), method=self.method,
+                counter=self.calibration_counter(progress, calibration_batches(len(calib))),
                 extra={
                     # TensorRT fuses Q/DQ on a layer's inputs; a quantized output would put Q/DQ on the
                     # inputs of softmax, layer norm and the final scaling

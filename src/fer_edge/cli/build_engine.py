@@ -30,8 +30,11 @@ def register(app: typer.Typer) -> None:
 
         from ..runtimes.tensorrt_build import ShapeProfile, build_engine
 
+        profile = ShapeProfile.from_args(min_batch, opt_batch, max_batch)
+        _check_args(onnx, precision, cache_dir=cache_dir, workspace=workspace, device=device, dla_core=dla_core,
+                    skip_qdq_check=skip_qdq_check)
         console = Console()
-        result = build_engine(onnx, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
+        result = build_engine(onnx, precision, profile,
                               cache_dir=cache_dir, output=output, workspace_mb=workspace, device=device, dla_core=dla_core,
                               force=force, verbose=verbose, console=Console(stderr=True),
                               check_qdq=not skip_qdq_check)
@@ -39,3 +42,26 @@ def register(app: typer.Typer) -> None:
         console.print(f"engine: {result.engine_path}", highlight=False, soft_wrap=True)
         console.print(f"cache key: {result.key.name} ({how}; {result.plan.describe()})", highlight=False,
                       soft_wrap=True)
+
+
+def _check_args(onnx: Path, precision: str, *, cache_dir: Optional[Path], workspace: Optional[int], device: int,
+                dla_core: Optional[int], skip_qdq_check: bool) -> None:
+    """Refuse bad values and conflicting options before the ONNX is read or TensorRT imported."""
+    from ..errors import FerEdgeError
+    from ..runtimes.tensorrt_build import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise FerEdgeError(f"unknown --precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if not onnx.is_file():
+        raise FerEdgeError(f"ONNX file not found: {onnx}")
+    if workspace is not None and workspace < 1:
+        raise FerEdgeError(f"--workspace must be a positive number of MB, got {workspace}")
+    for flag, index in (("--device", device), ("--dla-core", dla_core)):
+        if index is not None and index < 0:
+            raise FerEdgeError(f"{flag} is an index: 0 or more, got {index}")
+    if dla_core is not None and precision == "fp32":
+        raise FerEdgeError("DLA runs fp16 or int8 only: use --precision fp16 (or int8 with a Q/DQ ONNX)")
+    if skip_qdq_check and precision != "int8":
+        raise FerEdgeError("--skip-qdq-check only applies to --precision int8 (Q/DQ graphs)")
+    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
+        raise FerEdgeError(f"--cache-dir {cache_dir} is a file; give a folder")

@@ -35,10 +35,9 @@ def _export_torchscript(module, x, in_name: str, out_names: list[str], opset: in
 
     buf = io.BytesIO()
     axes = {in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=opset, input_names=[in_name],
-                          output_names=out_names, dynamic_axes=axes, do_constant_folding=True)
+    # its TracerWarnings go wherever warnings go: during `fer-edge export`, the export log
+    torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=opset, input_names=[in_name],
+                      output_names=out_names, dynamic_axes=axes, do_constant_folding=True)
     return buf.getvalue()
 
 
@@ -46,10 +45,8 @@ def _export_dynamo(module, x, in_name: str, out_names: list[str], opset: int):
     import torch
 
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (x,), dynamo=True, opset_version=opset, input_names=[in_name],
-                                    output_names=out_names, dynamic_shapes=({0: batch},), external_data=False)
+    program = torch.onnx.export(module, (x,), dynamo=True, opset_version=opset, input_names=[in_name],
+                                output_names=out_names, dynamic_shapes=({0: batch},), external_data=False)
     return program.model_proto
 
 

@@ -29,7 +29,8 @@ class ExportSource:
     module: Any  # torch.nn.Module in eval mode: the deploy graph (image -> logits)
     metadata: ArtifactMetadata
     weights: str  # human-readable: "embedded", a checkpoint file name, or "random-init"
-    full: Any = None  # the full model when the deploy graph differs from it (text side folded)
+    # what the deploy graph must equal, computed by the unfolded model (None: nothing folded)
+    reference: Any = None
     split: list[GraphSource] = field(default_factory=list)  # the edge pair, where the model has one
 
 
@@ -39,12 +40,13 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
 
     Methods that ship weights (the default ``mini_xception``) use them when `weights` is None.
     `weights` may be our safetensors checkpoint or the authors' file (the method's checkpoint filter
-    maps it). Methods with a text tower fold it into constants in ``deploy_module()``; video models
-    that split into a per-frame encoder and a temporal head give the pair through ``split_graphs()``.
+    maps it). The graphs come from the model's declared deployment
+    (:meth:`fer_edge.models.deployment.FerModel.deployment`): the first is the method's graph (a
+    text tower folded into constants where it has one), the rest an edge pair where it has one.
     `model_kwargs` go to the model builder (e.g. a reduced architecture for tests).
     """
     require("torch", "torch", "export")
-    from ..checkpoint import sha256_file
+    from ..checkpoint import check_checkpoint_file, sha256_file
     from ..models import create_model, get_config
 
     cfg = get_config(method)
@@ -52,11 +54,13 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
     if clip_weights is not None:
         if not Path(clip_weights).is_file():
             raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
+        check_checkpoint_file(clip_weights)  # a refused or broken file fails before the model is built
         kwargs["clip_weights"] = str(clip_weights)
     sha = None
     if weights is not None:
         if not Path(weights).is_file():
             raise FerEdgeError(f"--weights file not found: {weights}; check the path")
+        check_checkpoint_file(weights)
         model = create_model(method, checkpoint_path=str(weights), **kwargs)
         described, sha = Path(weights).name, sha256_file(weights)
     elif random_init:
@@ -75,16 +79,11 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
             f"--random-init exports random weights for plumbing tests only"
         )
     model.eval()
-    deploy = model.deploy_module() if hasattr(model, "deploy_module") else model
-    deploy.eval()
-    meta = model.metadata_for("classifier") if hasattr(model, "metadata_for") else cfg.metadata()
-    meta.source_sha256 = sha
-    meta.extra = {**meta.extra, "weights": described}
-    split = []
-    if hasattr(model, "split_graphs"):
-        for graph, (module, example) in model.split_graphs().items():
-            gmeta = model.metadata_for(graph)
-            gmeta.source_sha256, gmeta.extra = sha, {**gmeta.extra, "weights": described}
-            split.append(GraphSource(graph, module.eval(), gmeta, example))
-    return ExportSource(method=method, module=deploy, metadata=meta, weights=described,
-                        full=model if deploy is not model else None, split=split)
+    main, *pair = model.deployment()
+    for graph in (main, *pair):
+        graph.module.eval()
+        graph.metadata.source_sha256 = sha
+        graph.metadata.extra = {**graph.metadata.extra, "weights": described}
+    split = [GraphSource(g.name, g.module, g.metadata, g.example) for g in pair]
+    return ExportSource(method=method, module=main.module, metadata=main.metadata, weights=described,
+                        reference=main.reference, split=split)

@@ -76,14 +76,15 @@ def check_parity(module, meta: ArtifactMetadata, artifact: str | Path, x: np.nda
     return result
 
 
-def check_folded(full, deploy, meta: ArtifactMetadata, x: np.ndarray, *, atol: float = 1e-4,
+def check_folded(reference, deploy, meta: ArtifactMetadata, x: np.ndarray, *, atol: float = 1e-4,
                  rtol: float = 1e-4) -> dict[str, Any] | None:
     """The deploy graph (text side folded into constants) against the full model, on real faces.
 
-    None when the full model's forward returns something else than the deploy graph's primary
-    output (then the model's own tests own that equality). A model whose deploy graph adds
-    post-processing (UA-FER's evidence) says what the graph must equal through ``deploy_reference``."""
-    ref = torch_outputs(getattr(full, "deploy_reference", full), x, meta)
+    `reference` is the deployed graph's declared reference (:class:`fer_edge.models.deployment.Graph`):
+    what the unfolded model computes for the graph's output (UA-FER: evidence and uncertainty). None
+    when its output has another shape than the deploy graph's primary output (then the model's own
+    tests own that equality)."""
+    ref = torch_outputs(reference, x, meta)
     got = torch_outputs(deploy, x, meta)
     if ref.shape != got.shape:
         return None
