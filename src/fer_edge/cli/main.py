@@ -14,7 +14,8 @@ from rich.console import Console
 
 from ..errors import FerEdgeError
 
-COMMAND_MODULES = ("run", "models", "export", "build_engine", "import_ckpt", "train", "bench", "info")
+COMMAND_MODULES = ("run", "models", "export", "build_engine", "import_ckpt", "train", "bench", "info", "serve",
+                   "triton_repo")
 
 app = typer.Typer(
     name="fer-edge",
