@@ -121,5 +121,10 @@ def _reference_targets(targets, weights):
 
 def _load_data(spec: str, limit):
     from ..data.faces import load_faces
+    from ..errors import FerEdgeError
+
+    if Path(spec).is_dir():
+        raise FerEdgeError(f"--data {spec} is a folder of photos, which has no labels; accuracy needs labelled "
+                           "faces: an .npz of aligned faces or a dataset spec such as fer2013:public_test")
 
     return load_faces(spec, what="benchmark", need_labels=True, limit=limit)
