@@ -82,3 +82,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def aligned_face_crops(face_photos) -> list:
+    """The default pipeline's aligned face crops of the shared photos (each photo on its own)."""
+    import cv2
+
+    import fer_edge
+
+    pipe = fer_edge.Pipeline()
+    crops = []
+    for photo in face_photos:
+        pipe.reset_tracks()
+        pipe(cv2.imread(str(photo)))
+        crops += pipe.last_crops
+    return crops

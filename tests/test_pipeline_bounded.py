@@ -35,7 +35,7 @@ GROWTH_BOUND = 32 * 1024  # bytes a run may leave allocated: a few live tracks' 
 class StandInBackend(Backend):
     """Logits from the crop's mean brightness: deterministic, no engine."""
 
-    name, extra, devices = "stand-in", "core", ("cpu",)
+    name = "stand-in"
 
     def __init__(self):
         super().__init__("stand-in.onnx")
@@ -61,6 +61,13 @@ class StandInBackend(Backend):
     def run(self, feeds):
         m = feeds["input"].mean(axis=(1, 2, 3))
         return {"logits": np.stack([m, 1 - m, 0.5 * np.ones_like(m)], axis=1).astype(np.float32)}
+
+    @classmethod
+    def available_devices(cls):
+        return {"cpu": "no engine"}
+
+    def close(self):
+        pass
 
 
 class ScheduledFaces(FaceDetector):

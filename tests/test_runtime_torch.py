@@ -11,20 +11,25 @@ torch = pytest.importorskip("torch")
 from fer_edge.runtimes.torch import deployment_module  # noqa: E402
 
 
+from fer_edge.models import create_model, get_config  # noqa: E402
+from fer_edge.models.deployment import FerModel, Graph  # noqa: E402
+
+
 class _Part(torch.nn.Module):
     def __init__(self, tag: str):
         super().__init__()
         self.tag = tag
 
 
-class _TwoTower(torch.nn.Module):
+class _TwoTower(FerModel):
     """Stands in for a method with a text tower: training graph != deployment graph."""
 
-    def deploy_module(self):
-        return _Part("deploy")
+    fer_cfg = get_config("mini_xception")
 
-    def frame_encoder_module(self):
-        return _Part("frame_encoder")
+    def deployment(self):
+        meta = self.config.metadata()
+        return [Graph("classifier", _Part("deploy"), self.example_input(), meta),
+                Graph("frame_encoder", _Part("frame_encoder"), self.example_input(), meta, partners=("temporal_head",))]
 
 
 @pytest.mark.parametrize("graph,tag", [("classifier", "deploy"), ("frame_encoder", "frame_encoder")])
@@ -32,10 +37,10 @@ def test_deployment_graph_is_chosen_by_metadata(graph, tag):
     assert deployment_module(_TwoTower(), graph).tag == tag
 
 
-def test_plain_module_is_its_own_deployment_graph():
-    plain = torch.nn.Linear(2, 2)
+def test_plain_model_is_its_own_deployment_graph():
+    plain = create_model("mini_xception")
     assert deployment_module(plain, "classifier") is plain
-    with pytest.raises(FerEdgeError, match="no temporal_head graph"):
+    with pytest.raises(FerEdgeError, match="deploys no 'temporal_head' graph"):
         deployment_module(plain, "temporal_head")
 
 

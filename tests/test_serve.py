@@ -145,18 +145,13 @@ def _metric(server: str, name: str, labels: str = "") -> float:
     return 0.0
 
 
-def test_predict_crops_equal_load(server, face_photos):
+def test_predict_crops_equal_load(server, aligned_face_crops):
     """Aligned crops (sent as lossless PNG) get the probabilities of fer_edge.load(...).predict."""
     import cv2
 
     import fer_edge
 
-    pipe = fer_edge.Pipeline()
-    crops = []
-    for photo in face_photos:
-        pipe.reset_tracks()
-        pipe(cv2.imread(str(photo)))
-        crops += pipe.last_crops
+    crops = aligned_face_crops
     want = fer_edge.load("default").predict(crops)
     files = [("crops", (f"{i}.png", cv2.imencode(".png", c)[1].tobytes(), "image/png")) for i, c in enumerate(crops)]
     answer = httpx.post(f"{server}/v1/predict", files=files, timeout=60)

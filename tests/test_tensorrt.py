@@ -867,6 +867,53 @@ def test_engine_from_another_version_names_both(fake_trt, tiny_onnx, tmp_path):
         TensorRTBackend(engine)
 
 
+def test_model_close_frees_the_gpu_once_and_refuses_later_runs(fake_trt, fake_gpu, tiny_onnx, tmp_path):
+    import fer_edge
+
+    fake_trt("10.3.0")
+    x = np.zeros((2, 1, 8, 8), np.float32)
+    with fer_edge.load(tiny_onnx, backend="tensorrt", precision="fp32", max_batch=4, cache_dir=tmp_path) as model:
+        model.run(x)
+        assert fake_gpu.allocations
+    assert model.closed and fake_gpu.allocations == {}
+    model.close()  # idempotent
+    with pytest.raises(FerEdgeError, match="closed"):
+        model.run(x)
+    with pytest.raises(FerEdgeError, match="closed"):
+        model.engine.run({"input": x})  # the backend itself, under its lock
+
+
+def test_built_engine_refuses_build_options_instead_of_dropping_them(fake_trt, tiny_onnx, tmp_path):
+    import fer_edge
+    from fer_edge.runtimes.tensorrt import TensorRTBackend
+
+    fake_trt("10.3.0")
+    engine = TensorRTBackend(tiny_onnx, precision="fp32", max_batch=4, cache_dir=tmp_path).engine_path
+    assert fer_edge.load(engine, precision="fp32").info().details["precision"] == "fp32"
+    with pytest.raises(FerEdgeError, match=r"was built as fp32, not fp16.*--precision fp16"):
+        fer_edge.load(engine, precision="fp16")
+    with pytest.raises(FerEdgeError, match=r"is a built engine: .*max_batch.*build-engine"):
+        fer_edge.load(engine, max_batch=8)
+
+
+def test_available_devices_lists_the_gpus(fake_trt, fake_gpu, monkeypatch):
+    from fer_edge.runtimes.tensorrt import TensorRTBackend
+
+    fake_trt("10.3.0")
+    assert TensorRTBackend.available_devices() == {"cuda:0": "Fake GPU 4090 (sm89)"}
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(MissingDependencyError, match="JetPack"):
+        TensorRTBackend.available_devices()
+
+
+def test_threads_are_refused_before_tensorrt_is_needed(tiny_onnx, monkeypatch):
+    import fer_edge
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(FerEdgeError, match=r"^threads is not an option of the tensorrt backend \(it runs on the GPU\)"):
+        fer_edge.load(tiny_onnx, backend="tensorrt", threads=4)
+
+
 def test_backend_refuses_cpu_device(fake_trt, tiny_onnx):
     import fer_edge
 

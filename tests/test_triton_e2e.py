@@ -50,21 +50,7 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-def _crops(face_photos):
-    import cv2
-
-    import fer_edge
-
-    pipe = fer_edge.Pipeline()
-    crops = []
-    for photo in face_photos:
-        pipe.reset_tracks()
-        pipe(cv2.imread(str(photo)))
-        crops += pipe.last_crops
-    return crops
-
-
-def test_classifier_on_triton_matches_fer_edge_load(triton, face_photos):
+def test_classifier_on_triton_matches_fer_edge_load(triton, aligned_face_crops):
     """Preprocessed crops through Triton's classifier: the logits and probabilities of fer_edge.load."""
     from fer_edge.preprocess import preprocess_images
 
@@ -72,7 +58,7 @@ def test_classifier_on_triton_matches_fer_edge_load(triton, face_photos):
 
     url, _ = triton
     model = fer_edge.load("default")
-    crops = _crops(face_photos)
+    crops = aligned_face_crops
     x = preprocess_images(crops, model.metadata.input)
     want = model.predict(crops)
 

@@ -105,11 +105,12 @@ def _accuracy(model, data: FaceSet, pred: np.ndarray) -> dict | None:
 def bench_target(target: Target, cfg: BenchConfig, data: FaceSet | None) -> tuple[dict, np.ndarray | None]:
     """One row (and the argmax predictions over `data`, for agreement)."""
     import fer_edge
+    from ..runtimes import backend_class, locate
 
     rss0 = _rss_mb()
     options = dict(cfg.options)
-    if cfg.threads:
-        options["threads"] = cfg.threads
+    if cfg.threads and "threads" in backend_class(locate(target.path, target.backend)[1]).options:
+        options["threads"] = cfg.threads  # CPU engines only: TensorRT refuses threads= (it runs on the GPU)
     # pair=False: a video model's frame encoder / temporal head is timed as the one graph it is
     model = fer_edge.load(target.path, device=cfg.device, backend=target.backend, pair=False, **options)
     info = model.info()

@@ -4,46 +4,26 @@ from __future__ import annotations
 import typer
 
 
-ENGINE_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "torch": "torch"}
-
-
 def _backend_status() -> list[tuple[str, str, str]]:
-    """(backend, available?, devices or the install hint) for every backend."""
-    import importlib.util
-
-    from ..runtimes import BACKENDS
+    """(backend, available?, devices or the install hint) for every backend, from each backend's own
+    :meth:`~fer_edge.runtimes.base.Backend.available_devices`."""
+    from ..errors import MissingDependencyError
+    from ..runtimes import BACKENDS, backend_class
 
     rows = []
     for name, (_, _, extra) in BACKENDS.items():
-        if importlib.util.find_spec(ENGINE_PACKAGES[name]) is None:
+        try:
+            devices = backend_class(name).available_devices()
+        except MissingDependencyError:
             hint = "TensorRT comes from NVIDIA (desktop) or JetPack (Jetson); then " if name == "tensorrt" else ""
             rows.append((name, "no", f"{hint}pip install 'fer-edge[{extra}]'"))
-        else:
-            rows.append((name, "yes", _devices(name)))
+            continue
+        except Exception as exc:  # a broken driver must not break `info`
+            rows.append((name, "yes", f"installed, but listing devices failed: {exc}"))
+            continue
+        listed = ", ".join(f"{d} ({what})" if what else d for d, what in devices.items())
+        rows.append((name, "yes", listed or "no usable device found"))
     return rows
-
-
-def _devices(name: str) -> str:
-    try:
-        if name == "onnxruntime":
-            import onnxruntime as ort
-
-            return ", ".join(ort.get_available_providers())
-        if name == "openvino":
-            import openvino as ov
-
-            return ", ".join(ov.Core().available_devices)
-        if name == "torch":
-            import torch
-
-            return "cpu" + (f", cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
-        if name == "tensorrt":
-            import tensorrt as trt
-
-            return f"TensorRT {trt.__version__}"
-    except Exception as exc:  # a broken driver must not break `info`
-        return f"installed, but listing devices failed: {exc}"
-    return ""
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ def full_precision(artifact: str | Path, backend: str | None) -> dict[str, Any]:
     it, which is a deployment choice, not an export error."""
     from ..runtimes import backend_for_path
 
-    return {"precision": "f32"} if (backend or backend_for_path(artifact)) == "openvino" else {}
+    return {"precision": "fp32"} if (backend or backend_for_path(artifact)) == "openvino" else {}
 
 
 def torch_outputs(module, x: np.ndarray, meta: ArtifactMetadata) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""A loaded artifact: the same `predict`/`run` on every backend."""
+"""A loaded artifact: the same `predict`/`run` on every backend, and the surface `fer_edge.load` returns."""
 from __future__ import annotations
 
-import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -50,6 +51,54 @@ class Prediction:
         return out
 
 
+@runtime_checkable
+class LoadedModel(Protocol):
+    """What every object `fer_edge.load` returns offers, a plain :class:`Model` or a :class:`VideoModel`
+    (two graphs): callers that only classify and close need not know which one they hold."""
+
+    metadata: ArtifactMetadata
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def info(self) -> BackendInfo: ...
+
+    def predict(self, images) -> Prediction: ...
+
+    def predict_clips(self, clips) -> Prediction: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> LoadedModel: ...
+
+    def __exit__(self, *exc_info) -> None: ...
+
+
+_Self = TypeVar("_Self", bound="Closing")
+
+
+class Closing(ABC):
+    """``with fer_edge.load(...) as m:`` closes `m` when the block ends, however it ends."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def _no_items(batch) -> bool:
     """An empty list/tuple/array of crops (a frame without faces); anything else is for preprocessing to judge."""
     if isinstance(batch, np.ndarray):  # (0, H, W, C) or a (0, H, W) gray stack, not a 0-pixel image
@@ -57,7 +106,7 @@ def _no_items(batch) -> bool:
     return isinstance(batch, (list, tuple)) and len(batch) == 0
 
 
-class Model:
+class Model(Closing):
     """An artifact on a backend, with its metadata-driven pre- and postprocessing.
 
     Thread safety: `predict` and `run` may be called from several threads on one Model. ONNX Runtime
@@ -66,6 +115,9 @@ class Model:
     ``inference_mode``, which keeps no state between calls (its ``threads=`` option is process-wide).
     Sharing one Model is therefore correct everywhere; for throughput on many cores, use one Model
     per thread (or batch the faces).
+
+    Lifetime: :meth:`close` (or leaving a ``with`` block) releases the engine at once instead of when
+    the object is garbage-collected; close a model when no thread is running it.
     """
 
     def __init__(self, backend: Backend, metadata: ArtifactMetadata):
@@ -73,7 +125,7 @@ class Model:
         self.metadata = metadata
         names = [t.name for t in backend.inputs]
         self._input_name = metadata.input.name if metadata.input.name in names else names[0]
-        self._lock = threading.Lock()
+        self._closed = False
 
     # --- what it is -----------------------------------------------------------------------------
     @property
@@ -94,22 +146,40 @@ class Model:
         return list(self.metadata.labels)
 
     def info(self) -> BackendInfo:
-        return self._backend.info()
+        return self._open().info()
 
     def __repr__(self) -> str:
         m = self.metadata
         return (
             f"Model(method={m.method!r}, backend={self.backend!r}, device={self.device!r}, "
-            f"precision={m.precision!r}, classes={len(m.labels)})"
+            f"precision={m.precision!r}, classes={len(m.labels)}{', closed' if self._closed else ''})"
         )
+
+    # --- lifetime -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Release the engine (session, compiled model, GPU buffers, module); a second call does nothing."""
+        if not self._closed:
+            self._closed = True
+            self._backend.close()
+
+    def _open(self) -> Backend:
+        if self._closed:
+            raise FerEdgeError(f"this {self.metadata.method} model on {self.backend} is closed; "
+                               "load it again with fer_edge.load(...)")
+        return self._backend
 
     # --- run ------------------------------------------------------------------------------------
     def run(self, tensor) -> dict[str, np.ndarray]:
         """Raw outputs for a preprocessed input tensor (or a dict of named inputs)."""
+        backend = self._open()
         feeds = tensor if isinstance(tensor, dict) else {self._input_name: tensor}
         feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
         self._check_shape(feeds)
-        return self._backend.run(feeds)
+        return backend.run(feeds)
 
     def _check_shape(self, feeds: dict[str, np.ndarray]) -> None:
         for info in self._backend.inputs:
@@ -130,6 +200,7 @@ class Model:
 
         No crops (a frame without faces) give an empty Prediction, not an error.
         """
+        self._open()  # closed: one error, even for an empty batch
         if _no_items(images):
             return self.empty_prediction()
         x = preprocess_images(images, self.metadata.input)
@@ -137,6 +208,7 @@ class Model:
 
     def predict_clips(self, clips) -> Prediction:
         """Clips of face crops (video models) -> one Prediction per clip (none for no clips)."""
+        self._open()  # closed: one error, even for an empty batch
         if _no_items(clips):
             return self.empty_prediction()
         x = preprocess_clips(clips, self.metadata.input)

@@ -2,7 +2,8 @@
 
 Precision: OpenVINO decides how fp32 layers run from ``INFERENCE_PRECISION_HINT``. On CPUs with bf16
 units (recent Xeon and EPYC) its default is bf16, which changes probabilities in the second or third
-decimal; ``precision="f32"`` keeps full fp32. :meth:`OpenVINOBackend.info` reports what was chosen.
+decimal; ``precision="fp32"`` keeps full fp32 (OpenVINO's own spellings ``"f32"``/``"f16"`` work too).
+:meth:`OpenVINOBackend.info` reports what was chosen.
 
 Thread safety: the compiled model is shared; each thread gets its own infer request (an infer request
 must not be used by two threads at once), and outputs are copied out of the request. One backend can
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import openvino as ov
@@ -26,11 +26,11 @@ import openvino.properties.hint as hints
 
 from ..errors import FerEdgeError
 from ..metadata import METADATA_KEY, ArtifactMetadata, read_sidecar
-from .base import Backend, BackendInfo, TensorInfo
+from .base import Backend, BackendInfo, Option, TensorInfo
 
-PRECISIONS = {"f32": ov.Type.f32, "fp32": ov.Type.f32, "bf16": ov.Type.bf16, "f16": ov.Type.f16, "fp16": ov.Type.f16}
+PRECISIONS = {"fp32": ov.Type.f32, "fp16": ov.Type.f16, "bf16": ov.Type.bf16}
 # OPTIMIZATION_CAPABILITIES entry a device lists when it can run that precision
-_CAPABILITY = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
+_CAPABILITY = {"fp32": "FP32", "fp16": "FP16", "bf16": "BF16"}
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 STATIC_SHAPE_DEVICES = ("NPU",)
@@ -105,14 +105,36 @@ def _model_file(path: Path) -> Path:
 
 class OpenVINOBackend(Backend):
     name = "openvino"
-    extra = "openvino"
-    devices = ("auto", "CPU", "GPU", "NPU", "AUTO")
+    options = {
+        "precision": Option("INFERENCE_PRECISION_HINT: the precision float layers run in; default: the "
+                            "device's choice (bf16 on CPUs with bf16 units)", choices=tuple(PRECISIONS),
+                            spellings={"f32": "fp32", "f16": "fp16"}),
+        "performance_hint": Option("OpenVINO's PERFORMANCE_HINT; default LATENCY", choices=PERFORMANCE_HINTS),
+        "threads": Option("inference threads on the CPU device; default: OpenVINO's", int, minimum=1),
+        "cache_dir": Option("a folder where OpenVINO caches compiled models", Path),
+        "static_batch": Option("fix a dynamic batch to this size and run inputs in chunks of it; default 1 "
+                               "on NPUs", int, minimum=1),
+    }
+    not_options = {
+        "graph_optimization": "an ONNX Runtime setting; OpenVINO optimises when it compiles",
+        "min_batch": "a TensorRT engine-build setting; OpenVINO takes static_batch= for static shapes",
+        "opt_batch": "a TensorRT engine-build setting; use performance_hint= to tune OpenVINO",
+        "max_batch": "a TensorRT engine-build setting; OpenVINO takes static_batch= for static shapes",
+        "workspace_mb": "a TensorRT engine-build setting",
+        "dla_core": "a TensorRT setting for Jetson DLA cores",
+        "method": "OpenVINO models carry their metadata; method= is for PyTorch checkpoints without it",
+        "autocast": "a PyTorch setting; the common spelling is precision=",
+    }
+
+    @classmethod
+    def available_devices(cls) -> dict[str, str]:
+        core = ov.Core()
+        return {d: _full_name(core, d) for d in core.available_devices}
 
     def __init__(self, path: str | Path, device: str = "auto", *, precision: str | None = None,
                  performance_hint: str | None = "LATENCY", threads: int | None = None,
-                 cache_dir: str | Path | None = None, static_batch: int | None = None,
-                 **options: Any):
-        super().__init__(path, device, **options)
+                 cache_dir: str | Path | None = None, static_batch: int | None = None):
+        super().__init__(path)
         self.core = ov.Core()
         self._ov_device = resolve_device(device, list(self.core.available_devices))
         self.file = _model_file(self.path)
@@ -137,18 +159,13 @@ class OpenVINOBackend(Backend):
 
     # --- set-up ---------------------------------------------------------------------------------
     def _config(self, precision, performance_hint, threads, cache_dir) -> dict:
+        """OpenVINO properties for options already checked against `options` (fer_edge.load does)."""
         config: dict = {}
         if precision is not None:
-            key = precision.lower()
-            if key not in PRECISIONS:
-                raise FerEdgeError(f"precision={precision!r}; OpenVINO takes one of f32, bf16, f16")
-            self._check_precision_supported(key.replace("fp", "f"))
-            config[hints.inference_precision] = PRECISIONS[key]
+            self._check_precision_supported(precision)
+            config[hints.inference_precision] = PRECISIONS[precision]
         if performance_hint is not None:
-            mode = performance_hint.upper()
-            if mode not in PERFORMANCE_HINTS:
-                raise FerEdgeError(f"performance_hint={performance_hint!r}; use one of {', '.join(PERFORMANCE_HINTS)}")
-            config[hints.performance_mode] = getattr(hints.PerformanceMode, mode)
+            config[hints.performance_mode] = getattr(hints.PerformanceMode, performance_hint.upper())
         if threads:
             if not self._ov_device.startswith("CPU"):
                 raise FerEdgeError(f"threads= applies to the CPU device only, not {self._ov_device}")
@@ -218,12 +235,13 @@ class OpenVINOBackend(Backend):
     def info(self) -> BackendInfo:
         actual = self.inference_precision()
         executing = self._property(props.execution_devices) or [self._ov_device]
-        details = {"file": self.file.name, "inference_precision": actual, "execution_devices": list(executing),
+        details = {"file": self.file.name, "precision": self._requested_precision, "inference_precision": actual,
+                   "execution_devices": list(executing),
                    "performance_hint": _enum_name(self._property(hints.performance_mode)),
                    "optimal_infer_requests": self._property(props.optimal_number_of_infer_requests)}
         if self._ov_device.startswith("CPU"):
             details["threads"] = self._property(props.inference_num_threads)
-            details["device_name"] = self.core.get_property("CPU", props.device.full_name)
+            details["device_name"] = _full_name(self.core, "CPU")
         return BackendInfo(self.name, self._ov_device, ov.get_version(),
                            precision_note=self._precision_note(actual, executing), details=details)
 
@@ -235,14 +253,20 @@ class OpenVINOBackend(Backend):
         if actual in ("bf16", "f16"):
             chosen = "as requested" if self._requested_precision else "OpenVINO's default here"
             return (f"OpenVINO runs fp32 layers in {actual} on this {self._ov_device} ({chosen}); "
-                    f"pass precision='f32' for full fp32 results")
+                    f"pass precision='fp32' for full fp32 results")
         if actual is None and self._requested_precision is None:
             # Virtual devices (AUTO, MULTI) do not report it: say what the devices they use can do.
             reduced = [d for d in executing if {"BF16", "FP16"} & set(self._capabilities(d))]
             if reduced:
                 return (f"OpenVINO {self._ov_device} runs on {', '.join(executing)}, which may run fp32 layers "
-                        f"in bf16/f16; pass precision='f32' for full fp32 results")
+                        f"in bf16/f16; pass precision='fp32' for full fp32 results")
         return ""
+
+    def close(self) -> None:
+        """Drop the infer requests (of every thread), the compiled model and the read model."""
+        self._local = threading.local()
+        self.compiled = None
+        self.model = None
 
     def _capabilities(self, device: str) -> list[str]:
         try:
@@ -287,6 +311,13 @@ def _pad_batch(x: np.ndarray, size: int) -> np.ndarray:
         return x
     pad = np.zeros((size - len(x), *x.shape[1:]), x.dtype)
     return np.concatenate([x, pad])
+
+
+def _full_name(core, device: str) -> str:
+    try:
+        return str(core.get_property(device, props.device.full_name))
+    except Exception:  # a plugin that does not report it
+        return ""
 
 
 def _enum_name(value) -> str | None:

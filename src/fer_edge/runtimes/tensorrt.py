@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import FerEdgeError
 from ..metadata import ArtifactMetadata, read_sidecar
 from . import _cuda
-from .base import Backend, BackendInfo, TensorInfo
-from .tensorrt_build import ShapeProfile, build_engine, import_tensorrt, parse_version
+from .base import Backend, BackendInfo, Option, TensorInfo
+from .tensorrt_build import PRECISIONS, ShapeProfile, build_engine, import_tensorrt, parse_version
 
 
 def parse_device(device: str) -> int:
@@ -57,16 +57,43 @@ def check_batch(name: str, batch: int, limits: tuple[int, int], engine_name: str
     )
 
 
+_BUILD = "; applies when an ONNX is built into an engine here"
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    extra = "tensorrt"
-    devices = ("auto", "cuda")
+    options = {
+        "precision": Option("the engine's precision (int8 needs a Q/DQ ONNX); default fp16" + _BUILD,
+                            choices=PRECISIONS),
+        "min_batch": Option("the smallest batch of the engine's shape profile; default 1" + _BUILD, int, minimum=1),
+        "opt_batch": Option("the batch the engine is tuned for; default 8, kept within min..max" + _BUILD, int,
+                            minimum=1),
+        "max_batch": Option("the largest batch of the engine's shape profile; default 32" + _BUILD, int, minimum=1),
+        "cache_dir": Option("the folder of built engines; default: fer-edge's cache" + _BUILD, Path),
+        "workspace_mb": Option("the builder's workspace memory in MiB" + _BUILD, int, minimum=1),
+        "dla_core": Option("the Jetson DLA core to run on; default: the one the engine was built for", int,
+                           minimum=0),
+    }
+    not_options = {
+        "threads": "it runs on the GPU",
+        "performance_hint": "an OpenVINO setting; TensorRT engines are tuned when built (opt_batch=)",
+        "static_batch": "an OpenVINO setting; TensorRT engines take the batch range min_batch..max_batch",
+        "graph_optimization": "an ONNX Runtime setting; TensorRT optimises when it builds the engine",
+        "method": "it runs engines and ONNX files, which carry their metadata",
+        "autocast": "a PyTorch setting; the common spelling is precision=",
+    }
 
-    def __init__(self, path: str | Path, device: str = "auto", *, precision: str = "fp16",
-                 min_batch: int = 1, opt_batch: int | None = None, max_batch: int = 32,
+    @classmethod
+    def available_devices(cls) -> dict[str, str]:
+        import_tensorrt()  # no TensorRT, no devices: MissingDependencyError naming where it comes from
+        infos = (_cuda.gpu_info(i) for i in range(_cuda.device_count()))
+        return {f"cuda:{g.index}": f"{g.name} ({g.sm})" for g in infos}
+
+    def __init__(self, path: str | Path, device: str = "auto", *, precision: str | None = None,
+                 min_batch: int | None = None, opt_batch: int | None = None, max_batch: int | None = None,
                  cache_dir: str | Path | None = None, workspace_mb: int | None = None,
-                 dla_core: int | None = None, **options: Any):
-        super().__init__(path, device, **options)
+                 dla_core: int | None = None):
+        super().__init__(path)
         self._device_index = parse_device(device)
         trt = import_tensorrt()
         self._trt = trt
@@ -75,12 +102,15 @@ class TensorRTBackend(Backend):
         _cuda.set_device(self._device_index)
 
         self.engine_path = Path(path)
-        if self.engine_path.suffix.lower() == ".onnx":
-            built = build_engine(self.engine_path, precision, ShapeProfile.from_args(min_batch, opt_batch, max_batch),
-                                 cache_dir=cache_dir, workspace_mb=workspace_mb, device=self._device_index,
-                                 dla_core=dla_core)
+        prebuilt = self.engine_path.suffix.lower() != ".onnx"
+        if not prebuilt:
+            profile = ShapeProfile.from_args(min_batch or 1, opt_batch, max_batch or 32)
+            built = build_engine(self.engine_path, precision or "fp16", profile, cache_dir=cache_dir,
+                                 workspace_mb=workspace_mb, device=self._device_index, dla_core=dla_core)
             self.engine_path = built.engine_path
         self._sidecar = read_sidecar(self.engine_path)
+        if prebuilt:
+            self._check_prebuilt(precision, min_batch, opt_batch, max_batch, cache_dir, workspace_mb)
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
@@ -118,6 +148,16 @@ class TensorRTBackend(Backend):
             io[name] = entry
         return io
 
+    def _check_prebuilt(self, precision, *build_options) -> None:
+        """A built engine has its precision and profile: building options for it are refused, not dropped."""
+        if any(v is not None for v in build_options):
+            raise FerEdgeError(f"{self.path.name} is a built engine: min_batch/opt_batch/max_batch/cache_dir/"
+                               "workspace_mb apply when an ONNX is built; rebuild it with `fer-edge build-engine`")
+        built = self._sidecar.precision if self._sidecar else None
+        if precision is not None and built is not None and precision != built:
+            raise FerEdgeError(f"{self.path.name} was built as {built}, not {precision}; rebuild it from the ONNX "
+                               f"with `fer-edge build-engine MODEL.onnx --precision {precision}`")
+
     def _deserialize_hint(self) -> str:
         built = (self._sidecar.extra.get("tensorrt", {}) if self._sidecar else {})
         here = self._trt.__version__
@@ -154,7 +194,8 @@ class TensorRTBackend(Backend):
         return BackendInfo(
             self.name, self.device, self._trt.__version__,
             precision_note=f"engine precision {precision}",
-            details={"gpu": self.gpu.name, "dla_core": self.dla_core, "compute_capability": self.gpu.sm, "engine": str(self.engine_path),
+            details={"gpu": self.gpu.name, "precision": precision, "dla_core": self.dla_core,
+                     "compute_capability": self.gpu.sm, "engine": str(self.engine_path),
                      "io_dtypes": dtypes,
                      "batch_range": {n: e["batch"] for n, e in self._io.items() if "batch" in e}},
         )
@@ -162,8 +203,10 @@ class TensorRTBackend(Backend):
     # --- run ------------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._lock:
-            _cuda.set_device(self._device_index)  # device selection is per host thread in CUDA
             ctx = self._context
+            if ctx is None:
+                raise FerEdgeError(f"the TensorRT engine {self.engine_path.name} is closed; load it again")
+            _cuda.set_device(self._device_index)  # device selection is per host thread in CUDA
             keep = []  # host arrays must outlive the asynchronous copies
             for name, entry in self._io.items():
                 if not entry["input"]:
@@ -211,11 +254,14 @@ class TensorRTBackend(Backend):
             check_batch(name, shape[0], entry["batch"], self.engine_path.name)
 
     def close(self) -> None:
+        """Free the buffers and the stream, then the context before the engine and the runtime."""
         with self._lock:
-            for buf in getattr(self, "_buffers", {}).values():
+            for buf in self._buffers.values():
                 buf.free()
-            if getattr(self, "_stream", None) is not None:
+            self._buffers = {}
+            if self._stream is not None:
                 self._stream.close()
                 self._stream = None
             self._context = None
             self._engine = None
+            self._runtime = None

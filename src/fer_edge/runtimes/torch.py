@@ -9,11 +9,13 @@ named like the ONNX graph's outputs, so `Model` treats this backend like any oth
 Thread safety: inference runs under ``torch.inference_mode()`` on an eval-mode module, which keeps no
 state between calls, and autocast is thread-local; several threads may share one backend. ``threads=``
 sets torch's intra-op thread count, which is process-wide.
+
+Precision: ``precision="fp16"``/``"bf16"`` runs the module under ``torch.autocast`` (``autocast=``, the
+older spelling, still works); ``"fp32"`` (the default) runs it as it is.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,9 +23,9 @@ import torch
 from ..checkpoint import load_checkpoint, load_state_dict_checked
 from ..errors import FerEdgeError
 from ..metadata import METADATA_KEY, ArtifactMetadata, read_sidecar
-from .base import Backend, BackendInfo, TensorInfo
+from .base import Backend, BackendInfo, Option, TensorInfo
 
-AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -70,30 +72,45 @@ def read_torch_artifact(path: Path) -> tuple[dict, ArtifactMetadata | None]:
     return sd, meta or read_sidecar(path)
 
 
-def deployment_module(model: torch.nn.Module, graph: str) -> torch.nn.Module:
-    """The part of a training module that an artifact of kind `graph` runs."""
-    if graph != "classifier":
-        part = getattr(model, f"{graph}_module", None)
-        if part is None:
-            raise FerEdgeError(f"{type(model).__name__} has no {graph} graph")
-        return part()
-    return model.deploy_module() if hasattr(model, "deploy_module") else model
+def deployment_module(model, graph: str) -> torch.nn.Module:
+    """The module an artifact of kind `graph` runs: that graph of the model's declared deployment."""
+    return model.deployed(graph).module
 
 
 class TorchBackend(Backend):
     name = "torch"
-    extra = "torch"
-    devices = ("auto", "cpu", "cuda")
+    options = {
+        "precision": Option("fp16/bf16 run matmuls and convolutions under torch.autocast; default fp32",
+                            choices=tuple(AUTOCAST)),
+        "threads": Option("torch's intra-op threads (process-wide); default: torch's", int, minimum=1),
+        "method": Option("the registered method of a checkpoint without fer-edge metadata (see `fer-edge models`)"),
+    }
+    renamed = {"autocast": "precision"}
+    not_options = {
+        "performance_hint": "an OpenVINO setting",
+        "static_batch": "an OpenVINO setting; the batch is free",
+        "graph_optimization": "an ONNX Runtime setting",
+        "cache_dir": "a setting of the openvino and tensorrt backends; checkpoints are not compiled",
+        "min_batch": "a TensorRT engine-build setting; the batch is free",
+        "opt_batch": "a TensorRT engine-build setting; the batch is free",
+        "max_batch": "a TensorRT engine-build setting; the batch is free",
+        "workspace_mb": "a TensorRT engine-build setting",
+        "dla_core": "a TensorRT setting for Jetson DLA cores",
+    }
 
-    def __init__(self, path: str | Path, device: str = "auto", *, autocast: str | None = None,
-                 threads: int | None = None, method: str | None = None, **options: Any):
-        super().__init__(path, device, **options)
+    @classmethod
+    def available_devices(cls) -> dict[str, str]:
+        gpus = range(torch.cuda.device_count()) if torch.cuda.is_available() else ()
+        return {"cpu": "", **{f"cuda:{i}": torch.cuda.get_device_name(i) for i in gpus}}
+
+    def __init__(self, path: str | Path, device: str = "auto", *, precision: str | None = None,
+                 threads: int | None = None, method: str | None = None):
+        super().__init__(path)
         if self.path.suffix.lower() not in (".safetensors", ".pt", ".pth"):
             raise FerEdgeError(f"the PyTorch backend reads .safetensors, .pt or .pth checkpoints, not {self.path.name!r}")
-        if autocast is not None and autocast not in AUTOCAST:
-            raise FerEdgeError(f"autocast={autocast!r}; use 'fp16', 'bf16' or None")
         self._device = resolve_device(device)
-        self._autocast = autocast
+        self._autocast = AUTOCAST.get(precision or "fp32")  # None: no autocast
+        self._precision = precision  # as asked (None: the default, fp32), for info()
         if threads:
             torch.set_num_threads(int(threads))
         sd, meta = read_torch_artifact(self.path)
@@ -142,8 +159,8 @@ class TorchBackend(Backend):
         return ArtifactMetadata.from_dict(self._metadata.to_dict())
 
     def info(self) -> BackendInfo:
-        note = f"PyTorch autocast runs matmuls and convolutions in {self._autocast}" if self._autocast else ""
-        details = {"threads": torch.get_num_threads(), "autocast": self._autocast}
+        note = f"PyTorch autocast runs matmuls and convolutions in {self._precision}" if self._autocast else ""
+        details = {"threads": torch.get_num_threads(), "precision": self._precision}
         if self._device.type == "cuda":
             details["gpu"] = torch.cuda.get_device_name(self._device)
         return BackendInfo(self.name, self.device, torch.__version__, precision_note=note, details=details)
@@ -151,7 +168,7 @@ class TorchBackend(Backend):
     # --- run ------------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(feeds[self._metadata.input.name])).to(self._device)
-        with torch.inference_mode(), torch.autocast(self._device.type, dtype=AUTOCAST.get(self._autocast),
+        with torch.inference_mode(), torch.autocast(self._device.type, dtype=self._autocast,
                                                     enabled=self._autocast is not None):
             out = self.module(x)
         if isinstance(out, torch.Tensor):
@@ -162,3 +179,8 @@ class TorchBackend(Backend):
             raise FerEdgeError(f"{self._metadata.method} returned {len(out)} outputs but its metadata names "
                                f"{self._output_names}")
         return {n: t.float().cpu().numpy() for n, t in zip(self._output_names, out)}
+
+    def close(self) -> None:
+        self.module = None
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the freed weights' memory back to the driver

@@ -18,7 +18,7 @@ from ..errors import FerEdgeError
 from ..metadata import ArtifactMetadata
 from ..preprocess import as_image_list, preprocess_images
 from .base import BackendInfo
-from .model import Model, Prediction
+from .model import Closing, Model, Prediction
 
 PAIR = ("frame_encoder", "temporal_head")
 ENCODE_BATCH = 32
@@ -42,7 +42,7 @@ def partner_path(path: str | Path, meta: ArtifactMetadata) -> Path | None:
     return found
 
 
-class VideoModel:
+class VideoModel(Closing):
     """A clip model as its frame encoder + temporal head, both loaded with :func:`fer_edge.load`.
 
     ``metadata`` is the head's (labels, clip length ``input.frames``, sampling ``input.sampling``);
@@ -81,6 +81,16 @@ class VideoModel:
     def info(self) -> BackendInfo:
         return self.encoder.info()
 
+    # --- lifetime -------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self.encoder.closed or self.head.closed
+
+    def close(self) -> None:
+        """Release both graphs' engines; a second call does nothing."""
+        self.encoder.close()
+        self.head.close()
+
     def __repr__(self) -> str:
         m = self.metadata
         return (f"VideoModel(method={m.method!r}, backend={self.backend!r}, device={self.device!r}, "
@@ -107,6 +117,9 @@ class VideoModel:
 
     def predict_clips(self, clips) -> Prediction:
         """Clips of BGR uint8 face crops (each `frames` long) -> one Prediction row per clip."""
+        if self.closed:
+            raise FerEdgeError(f"this {self.metadata.method} video model is closed; "
+                               "load it again with fer_edge.load(...)")
         if isinstance(clips, np.ndarray) and clips.ndim == 4:
             clips = [clips]
         frames = [as_image_list(c) for c in clips]
