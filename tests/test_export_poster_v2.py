@@ -59,3 +59,28 @@ def test_poster_v2_export_all_artifacts(poster_bundle):
         assert pred.probs.shape == (2, 7) and np.isfinite(pred.probs).all()
         assert 0.0 <= rep["top1_agreement"] <= 100.0 and rep["size_bytes"]["int8"] < rep["size_bytes"]["fp32"]
     assert (poster_bundle.folder / "README.md").read_text().count("poster_v2") >= 3
+
+
+@pytest.mark.slow
+def test_poster_v2_export_makes_a_triton_repository_that_parses(poster_bundle, tmp_path):
+    """The real POSTER V2 artifacts (fill weights, FP32 ONNX, FP32 IR, INT8 IR) as Triton models; every
+    config passes Triton's own schema, which rejects misspelt fields."""
+    pytest.importorskip("tritonclient.grpc", reason="Triton's config schema comes with tritonclient[grpc]")
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from fer_edge.triton import Serving, build_repository
+
+    folder = poster_bundle.folder
+    artifacts = [folder / "poster_v2.onnx", folder / "poster_v2_fp32.xml", folder / "poster_v2_int8_openvino.xml"]
+    repo = tmp_path / "repo"
+    build_repository([str(a) for a in artifacts], repo, Serving())
+    configs = sorted(repo.glob("*/config.pbtxt"))
+    assert len(configs) == len(artifacts) + 1  # each classifier and the face pipeline
+    for path in configs:
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        assert config.name == path.parent.name
+        if config.backend in ("onnxruntime", "openvino"):
+            assert [list(i.dims) for i in config.input] == [[3, 224, 224]] and [list(o.dims) for o in config.output] == [[7]]
+            meta = json.loads(config.parameters["fer_edge_metadata"].string_value)
+            assert meta["method"] == "poster_v2" and meta["input"]["face_template"] == "rafdb"

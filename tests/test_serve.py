@@ -307,3 +307,18 @@ def test_serve_bad_model_is_one_line_error(tmp_path):
 def test_serve_cli_listed():
     result = _cli("serve", "--help", env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0 and "--max-batch" in result.stdout and "--max-delay-ms" in result.stdout
+
+
+def test_busy_port_is_one_line_before_the_model_loads(capsys):
+    """A port another program holds: exit 2 and one line, not uvicorn's start-up log and exit 3."""
+    import socket
+
+    from fer_edge.cli.main import main
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"port {port} is in use" in err and len(err.strip().splitlines()) == 1

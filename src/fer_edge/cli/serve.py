@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         from ..serve import ServeOptions, create_app
 
         uvicorn = require("uvicorn", "serve", "fer-edge serve")
+        check_address(host, port)  # before the model loads: a busy port is a one-line error, not uvicorn's log
         options = ServeOptions(model=model, backend=backend, device=device, detector=detector, max_batch=max_batch,
                                max_delay_ms=max_delay_ms, workers=workers, max_streams=max_streams,
                                max_request_bytes=int(max_request_mb * 1024 * 1024), max_pixels=max_pixels,
@@ -41,3 +42,27 @@ def register(app: typer.Typer) -> None:
         application = create_app(options)
         uvicorn.run(application, host=host, port=port, log_level=log_level, ws_max_size=options.max_request_bytes,
                     ws="websockets-sansio", timeout_graceful_shutdown=5)
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind `host`:`port` once, as uvicorn will, and say in one line why that is impossible."""
+    import errno
+    import socket
+
+    from ..errors import FerEdgeError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise FerEdgeError(f"--host {host!r} is not an address or a name this machine can resolve; "
+                           "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = {errno.EADDRINUSE: f"port {port} is in use by another program; pick another --port",
+                   errno.EADDRNOTAVAIL: f"{host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0",
+                   errno.EACCES: f"port {port} needs privileges here; use a port above 1023"}
+            raise FerEdgeError(f"cannot listen on {host}:{port}: "
+                               + why.get(exc.errno, exc.strerror or str(exc))) from None
