@@ -1,0 +1,31 @@
+# fe_find_opencv(<modules...>): imported targets opencv_<module> from OpenCVConfig.cmake where it is
+# installed (Jetson, libopencv-dev), else from the headers and libraries of Debian's per-module
+# packages (libopencv-core-dev, libopencv-imgproc-dev, ...), which ship no CMake config.
+function(fe_find_opencv)
+  find_package(OpenCV QUIET COMPONENTS ${ARGN})
+  if(OpenCV_FOUND)
+    foreach(m ${ARGN})
+      if(NOT TARGET opencv_${m})
+        message(FATAL_ERROR "OpenCV was found but has no module ${m}")
+      endif()
+    endforeach()
+    return()
+  endif()
+  find_path(FE_OPENCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4)
+  if(NOT FE_OPENCV_INCLUDE_DIR)
+    message(FATAL_ERROR "OpenCV headers not found: apt-get install libopencv-core-dev libopencv-imgproc-dev "
+                        "(or set OpenCV_DIR)")
+  endif()
+  foreach(m ${ARGN})
+    if(TARGET opencv_${m})
+      continue()
+    endif()
+    find_library(FE_OPENCV_${m}_LIBRARY opencv_${m})
+    if(NOT FE_OPENCV_${m}_LIBRARY)
+      message(FATAL_ERROR "OpenCV module ${m} not found: apt-get install libopencv-${m}-dev (or set OpenCV_DIR)")
+    endif()
+    add_library(opencv_${m} UNKNOWN IMPORTED GLOBAL)
+    set_target_properties(opencv_${m} PROPERTIES IMPORTED_LOCATION ${FE_OPENCV_${m}_LIBRARY}
+                                                 INTERFACE_INCLUDE_DIRECTORIES ${FE_OPENCV_INCLUDE_DIR})
+  endforeach()
+endfunction()
