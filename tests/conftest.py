@@ -84,17 +84,52 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def aligned_face_crops(face_photos) -> list:
-    """The default pipeline's aligned face crops of the shared photos (each photo on its own)."""
+def crops_of(pipe, photos) -> list:
+    """The aligned face crops `pipe` makes of each photo on its own (no tracking across photos)."""
     import cv2
 
-    import fer_edge
-
-    pipe = fer_edge.Pipeline()
     crops = []
-    for photo in face_photos:
+    for photo in photos:
         pipe.reset_tracks()
         pipe(cv2.imread(str(photo)))
         crops += pipe.last_crops
     return crops
+
+
+@pytest.fixture(scope="session")
+def aligned_face_crops(face_photos) -> list:
+    """The default pipeline's aligned face crops of the shared photos."""
+    import fer_edge
+
+    return crops_of(fer_edge.Pipeline(), face_photos)
+
+
+@pytest.fixture(scope="session")
+def poster_checkpoint(reference_dir, fill_module, tmp_path_factory):
+    """POSTER V2 in the authors' checkpoint layout ({'state_dict': module.-prefixed}), filled by fill.py
+    from the reference keys.tsv."""
+    torch = pytest.importorskip("torch")
+    pv2 = pytest.importorskip("fer_edge.models.poster_v2")
+    keys = fill_module.read_keys(reference_dir / "poster_v2" / "keys.tsv")
+    sd = {k: torch.from_numpy(v) for k, v in fill_module.fill_state_dict(
+        [(n, s) for n, s in keys if not n.endswith("relative_position_index")]).items()}
+    for k, ws in (("attn1", 28), ("attn2", 14), ("attn3", 7)):
+        sd[f"{k}.relative_position_index"] = pv2.relative_position_index(ws)
+    path = tmp_path_factory.mktemp("poster") / "rafdb_best.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fc():
+    """libfer_edge through its ctypes binding (cpp/python), built on first use; skips saying why where
+    it cannot be built (no compiler, no OpenVINO)."""
+    sys.path.insert(0, str(ROOT / "cpp" / "python"))
+    import build_lib
+    import fer_edge_c
+
+    path, why = build_lib.ensure_built()
+    if path is None:
+        pytest.skip(why)
+    fer_edge_c.LIB = fer_edge_c.load_library(path)
+    return fer_edge_c

@@ -23,18 +23,6 @@ from fer_edge.vision.detectors import ASSETS  # noqa: E402
 MODEL = ASSETS / "mini_xception.onnx"
 
 
-@pytest.fixture(scope="module")
-def fc():
-    import build_lib
-    import fer_edge_c
-
-    path, why = build_lib.ensure_built()
-    if path is None:
-        pytest.skip(why)
-    fer_edge_c.LIB = fer_edge_c.load_library(path)
-    return fer_edge_c
-
-
 def original() -> dict:
     proto = onnx.load(str(MODEL))
     return json.loads(next(p.value for p in proto.metadata_props if p.key == "fer_edge"))

@@ -18,21 +18,10 @@ pytest.importorskip("openvino")
 import fer_edge  # noqa: E402
 from fer_edge.pipeline import Pipeline  # noqa: E402
 
+from conftest import crops_of  # noqa: E402
 from test_cpp_parity import ov_detector  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fc():
-    import build_lib
-    import fer_edge_c
-
-    path, why = build_lib.ensure_built()
-    if path is None:
-        pytest.skip(why)
-    fer_edge_c.LIB = fer_edge_c.load_library(path)
-    return fer_edge_c
 
 
 def export(tmp_path_factory, **options) -> Path:
@@ -51,25 +40,11 @@ def export(tmp_path_factory, **options) -> Path:
 
 def aligned_crops(model, face_photos) -> list:
     """Real faces as the Python pipeline aligns them for `model` (its template and size)."""
-    pipe = Pipeline(model=model, detector=ov_detector())
-    crops = []
-    for photo in face_photos:
-        pipe.reset_tracks()
-        pipe(cv2.imread(str(photo)))
-        crops += pipe.last_crops
-    return crops
+    return crops_of(Pipeline(model=model, detector=ov_detector()), face_photos)
 
 
-def test_poster_v2_predict_matches_python(fc, tmp_path_factory, reference_dir, fill_module, face_photos):
-    pv2 = pytest.importorskip("fer_edge.models.poster_v2")
-    keys = fill_module.read_keys(reference_dir / "poster_v2" / "keys.tsv")
-    sd = {k: torch.from_numpy(v) for k, v in fill_module.fill_state_dict(
-        [(n, s) for n, s in keys if not n.endswith("relative_position_index")]).items()}
-    for k, ws in (("attn1", 28), ("attn2", 14), ("attn3", 7)):
-        sd[f"{k}.relative_position_index"] = pv2.relative_position_index(ws)
-    ckpt = tmp_path_factory.mktemp("poster_ckpt") / "rafdb_best.pth"
-    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, ckpt)
-    bundle = export(tmp_path_factory, method="poster_v2", weights=str(ckpt))
+def test_poster_v2_predict_matches_python(fc, tmp_path_factory, poster_checkpoint, face_photos):
+    bundle = export(tmp_path_factory, method="poster_v2", weights=str(poster_checkpoint))
     onnx_file = next(bundle.folder / a["file"] for a in bundle.artifacts if a["file"].endswith(".onnx"))
     py = fer_edge.load(onnx_file, backend="openvino", precision="fp32")
     crops = aligned_crops(py, face_photos)[:4]

@@ -27,18 +27,6 @@ MODEL = ASSETS / "mini_xception.onnx"
 VIDEO_FRAMES = 16
 
 
-@pytest.fixture(scope="module")
-def fc():
-    import build_lib
-    import fer_edge_c
-
-    path, why = build_lib.ensure_built()
-    if path is None:
-        pytest.skip(why)
-    fer_edge_c.LIB = fer_edge_c.load_library(path)
-    return fer_edge_c
-
-
 def ov_detector() -> BlazeFaceDetector:
     compiled = ov.Core().compile_model(str(ASSETS / "blazeface.onnx"), "CPU",
                                        {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})

@@ -26,18 +26,6 @@ FRAMES, DIM = 4, 8
 LABELS = ["anger", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-@pytest.fixture(scope="module")
-def fc():
-    import build_lib
-    import fer_edge_c
-
-    path, why = build_lib.ensure_built()
-    if path is None:
-        pytest.skip(why)
-    fer_edge_c.LIB = fer_edge_c.load_library(path)
-    return fer_edge_c
-
-
 def _meta(graph: str, labels, layout: str, out_name: str, kind: str, in_name: str, extra: dict) -> str:
     return json.dumps({
         "schema": "fer-edge/artifact", "schema_version": 1, "method": "tiny_pair", "labels": labels, "task": "video",

@@ -13,20 +13,6 @@ pytest.importorskip("nncf")
 
 
 @pytest.fixture(scope="module")
-def poster_checkpoint(reference_dir, fill_module, tmp_path_factory):
-    """The authors' checkpoint layout ({'state_dict': module.-prefixed}) filled by fill.py from keys.tsv."""
-    pv2 = pytest.importorskip("fer_edge.models.poster_v2")
-    keys = fill_module.read_keys(reference_dir / "poster_v2" / "keys.tsv")
-    sd = {k: torch.from_numpy(v) for k, v in fill_module.fill_state_dict(
-        [(n, s) for n, s in keys if not n.endswith("relative_position_index")]).items()}
-    for k, ws in (("attn1", 28), ("attn2", 14), ("attn3", 7)):
-        sd[f"{k}.relative_position_index"] = pv2.relative_position_index(ws)
-    path = tmp_path_factory.mktemp("poster") / "rafdb_best.pth"
-    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def poster_bundle(poster_checkpoint, shared_data, tmp_path_factory):
     from fer_edge.export.orchestrate import ExportOptions, run_export
 
