@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_edge.cli.destinations import check_output_dir, check_output_file
+from fer_edge.destinations import check_output_dir, check_output_file
 from fer_edge.cli.main import main
 from fer_edge.errors import FerEdgeError
 

@@ -190,7 +190,7 @@ def test_cli_refuses_conflicts_in_one_line(tmp_path):
     for args, message in ((["--weights", str(weights), "--random-init"], "--weights and --random-init conflict"),
                           (["--opset", "11"], "--opset 11 is not supported"),
                           (["--int8-targets", "tensorrt"], "--int8-targets only apply with --int8"),
-                          (["--output", str(weights)], "is a file; give a folder")):
+                          (["--output", str(weights)], "is a file, not a folder")):
         code, out, err = _cli(["export", "-m", "mini_xception", *args])
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
         assert err.strip().count("\n") == 0, err

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         from ..bench.runner import BenchConfig, Target, run
         from ..errors import FerEdgeError
 
-        from .destinations import check_output_dir, check_output_file
+        from ..destinations import check_output_dir, check_output_file
 
         check_output_file(json_out, "--json", (".json",))
         check_output_file(markdown_out, "--markdown", (".md", ".markdown"))

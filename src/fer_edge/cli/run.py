@@ -164,20 +164,9 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _check_writable(folder: Path, what: str) -> None:
-    """The folder (or the nearest part of it that exists, where the rest will be created) takes files."""
-    import tempfile
+    from ..destinations import check_writable
 
-    existing = folder.absolute()
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise FerEdgeError(f"{what}: {existing} is a file, not a folder; choose another path")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise FerEdgeError(f"{what}: cannot write in {existing} ({exc.strerror or exc}); "
-                           "choose a writable folder") from None
+    check_writable(folder, what)
 
 
 def _check_video_encoder(output: Path) -> None:

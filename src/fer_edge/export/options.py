@@ -8,7 +8,6 @@ silently ignored.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -143,12 +142,10 @@ def _positive(n: int, flag: str) -> None:
 def _check_output(output: str | None, method: str) -> Path:
     from .manifest import MANIFEST, read_manifest
 
+    from ..destinations import check_output_dir
+
     folder = Path(output or f"exports/{method}")
-    if folder.exists() and not folder.is_dir():
-        raise FerEdgeError(f"--output {folder} is a file; give a folder")
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise FerEdgeError(f"--output {folder}: cannot write in {existing}; choose another folder")
+    check_output_dir(folder, "--output")
     if (folder / MANIFEST).is_file() and read_manifest(folder) is None:  # raises for unreadable JSON
         raise FerEdgeError(f"--output {folder} holds a {MANIFEST} that is not a fer-edge export's; "
                            f"choose another folder")

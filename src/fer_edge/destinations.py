@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import FerEdgeError
+from .errors import FerEdgeError
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -20,12 +20,21 @@ def _nearest_existing(path: Path) -> Path:
     return Path.cwd()
 
 
+def check_writable(folder: Path, flag: str) -> None:
+    """Files can be created in `folder`, or in the nearest part of it that exists (the rest is made later)."""
+    _check_anchor(Path(folder), Path(folder), flag)
+
+
 def _check_ancestor(path: Path, flag: str) -> None:
-    anchor = _nearest_existing(path if path.is_dir() else path.parent)
+    _check_anchor(path, path if path.is_dir() else path.parent, flag)
+
+
+def _check_anchor(shown: Path, folder: Path, flag: str) -> None:
+    anchor = _nearest_existing(folder)
     if not anchor.is_dir():
-        raise FerEdgeError(f"{flag} {path}: {anchor} is a file, not a folder; choose another path")
+        raise FerEdgeError(f"{flag} {shown}: {anchor} is a file, not a folder; choose another path")
     if not _can_create_in(anchor):
-        raise FerEdgeError(f"{flag} {path}: cannot write in {anchor} (no permission or a read-only file system); "
+        raise FerEdgeError(f"{flag} {shown}: cannot write in {anchor} (no permission or a read-only file system); "
                            "choose a writable path")
 
 
