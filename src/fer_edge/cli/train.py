@@ -121,13 +121,14 @@ def register(app: typer.Typer) -> None:
             raise FerEdgeError(f"--lr must be a positive learning rate, got {lr}")
         if not data_path.exists():
             raise FerEdgeError(f"--data-path {data_path} does not exist")
-        options = {"ir50": _existing_file(ir50, "--ir50"), "mobilefacenet": _existing_file(mobilefacenet, "--mobilefacenet")}
-        if any(options.values()) and not method.startswith("poster_v2"):
+        # a flag the method does not take is the first thing to say, before its file is read
+        if (ir50 or mobilefacenet) and not method.startswith("poster_v2"):
             raise FerEdgeError("--ir50/--mobilefacenet are POSTER V2's backbones; drop them for " + method)
-        options["clip_weights"] = _existing_file(clip_weights, "--clip-weights")
-        options["stage1_weights"] = _existing_file(stage1_weights, "--stage1-weights")
-        if options["stage1_weights"] and not method.startswith("ceprompt"):
+        if stage1_weights and not method.startswith("ceprompt"):
             raise FerEdgeError("--stage1-weights is CEPrompt's stage-1 checkpoint; drop it for " + method)
+        options = {"ir50": _existing_file(ir50, "--ir50"), "mobilefacenet": _existing_file(mobilefacenet, "--mobilefacenet"),
+                   "clip_weights": _existing_file(clip_weights, "--clip-weights"),
+                   "stage1_weights": _existing_file(stage1_weights, "--stage1-weights")}
         options.update(parse_model_args(recipe_opt, "--recipe-opt"))
         require("torch", "train", "training")
         require("torchvision", "train", "training")
