@@ -39,7 +39,10 @@ def _wait_until(condition, what: str) -> None:
         time.sleep(0.005)
 
 
-def _submit_all(batcher, inputs):
+def _run_held(batcher, engine: HeldEngine, inputs, while_held=lambda: None):
+    """Submit `inputs` from one thread each: the first enters the engine and is held there while the
+    rest queue behind it one by one, in order; `while_held()` runs, then the engine is released.
+    (results, errors)."""
     results = [None] * len(inputs)
     errors = [None] * len(inputs)
 
@@ -50,7 +53,16 @@ def _submit_all(batcher, inputs):
             errors[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
-    return threads, results, errors
+    threads[0].start()
+    engine.entered.wait(30)
+    for i in range(1, len(threads)):
+        threads[i].start()
+        _wait_until(lambda: batcher.waiting == i, f"{i} queued callers")
+    while_held()
+    engine.release.set()
+    for t in threads:
+        t.join(30)
+    return results, errors
 
 
 def test_queued_callers_share_one_call_and_get_their_own_rows():
@@ -58,15 +70,7 @@ def test_queued_callers_share_one_call_and_get_their_own_rows():
     batcher = DynamicBatcher(engine, max_batch=8, max_delay=0.0)
     try:
         inputs = [np.full((rows, 3), i, np.float32) for i, rows in enumerate([1, 2, 1, 3, 2, 1])]
-        threads, results, errors = _submit_all(batcher, inputs)
-        threads[0].start()
-        engine.entered.wait(30)  # the first call is in the engine; the rest queue behind it, in order
-        for i in range(1, 6):
-            threads[i].start()
-            _wait_until(lambda: batcher.waiting == i, f"{i} queued callers")
-        engine.release.set()
-        for t in threads:
-            t.join(30)
+        results, errors = _run_held(batcher, engine, inputs)
         assert errors == [None] * 6
         # 1 alone, then 2+1+3+2 = 8 rows (the batch limit), then the last 1
         assert engine.calls == [1, 8, 1]
@@ -82,15 +86,7 @@ def test_batch_one_never_merges():
     engine = HeldEngine()
     batcher = DynamicBatcher(engine, max_batch=1, max_delay=0.05)
     try:
-        threads, results, errors = _submit_all(batcher, [np.ones((1, 2), np.float32) * i for i in range(4)])
-        threads[0].start()
-        engine.entered.wait(30)
-        for t in threads[1:]:
-            t.start()
-        _wait_until(lambda: batcher.waiting == 3, "three queued callers")
-        engine.release.set()
-        for t in threads:
-            t.join(30)
+        results, errors = _run_held(batcher, engine, [np.ones((1, 2), np.float32) * i for i in range(4)])
         assert engine.calls == [1, 1, 1, 1] and errors == [None] * 4
     finally:
         engine.release.set()
@@ -103,15 +99,7 @@ def test_other_shapes_are_not_concatenated():
     try:
         inputs = [np.ones((1, 3), np.float32), np.ones((1, 3), np.float32), np.ones((1, 5), np.float32),
                   np.ones((1, 3), np.float32)]
-        threads, results, errors = _submit_all(batcher, inputs)
-        threads[0].start()
-        engine.entered.wait(30)
-        for i in (1, 2, 3):
-            threads[i].start()
-            _wait_until(lambda: batcher.waiting == i, f"{i} queued")
-        engine.release.set()
-        for t in threads:
-            t.join(30)
+        results, errors = _run_held(batcher, engine, inputs)
         assert errors == [None] * 4
         assert engine.calls == [1, 1, 1, 1]  # (1,3) | (1,3) stops at the (1,5) | (1,5) | (1,3)
         assert [r["y"].shape for r in results] == [x.shape for x in inputs]
@@ -143,17 +131,12 @@ def test_full_queue_and_closed_batcher_refuse_with_503():
     engine = HeldEngine()
     batcher = DynamicBatcher(engine, max_batch=2, max_delay=0.0, max_queue=1)
     try:
-        threads, _, errors = _submit_all(batcher, [np.ones((1, 1), np.float32)] * 2)
-        threads[0].start()
-        engine.entered.wait(30)
-        threads[1].start()
-        _wait_until(lambda: batcher.waiting == 1, "one queued")
-        with pytest.raises(RequestError, match="overloaded") as full:
-            batcher.submit({"x": np.ones((1, 1), np.float32)})
-        assert full.value.status == 503
-        engine.release.set()
-        for t in threads:
-            t.join(30)
+        def one_more_is_refused():
+            with pytest.raises(RequestError, match="overloaded") as full:
+                batcher.submit({"x": np.ones((1, 1), np.float32)})
+            assert full.value.status == 503
+
+        _, errors = _run_held(batcher, engine, [np.ones((1, 1), np.float32)] * 2, one_more_is_refused)
         assert errors == [None, None]
     finally:
         engine.release.set()

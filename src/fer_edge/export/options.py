@@ -153,24 +153,22 @@ def _check_output(output: str | None, method: str) -> Path:
 
 
 def _check_formats(formats) -> tuple[str, ...]:
-    out = tuple(f.strip().lower() for f in formats if f.strip())
-    bad = [f for f in out if f not in FORMATS]
-    if bad:
-        raise FerEdgeError(f"unknown --format {', '.join(bad)}; choose from {', '.join(FORMATS)}")
-    if not out:
-        raise FerEdgeError(f"--format is empty; choose from {', '.join(FORMATS)}")
-    return out
+    return _choices(formats, FORMATS, "--format")
 
 
 def _check_targets(targets) -> tuple[str, ...]:
     from ..calibrate.targets import ALIASES, TARGETS
 
-    if targets is None:
-        return tuple(TARGETS)
-    out = tuple(dict.fromkeys(ALIASES.get(t.strip().lower(), t.strip().lower()) for t in targets if t.strip()))
-    bad = [t for t in out if t not in TARGETS]
+    return tuple(TARGETS) if targets is None else _choices(targets, TARGETS, "--int8-targets", ALIASES)
+
+
+def _choices(values, known, flag: str, aliases: dict[str, str] | None = None) -> tuple[str, ...]:
+    """A comma list's values, lower-cased, aliases resolved, repeats dropped; each one of `known`."""
+    aliases = aliases or {}
+    out = tuple(dict.fromkeys(aliases.get(v.strip().lower(), v.strip().lower()) for v in values if v.strip()))
+    bad = [v for v in out if v not in known]
     if bad:
-        raise FerEdgeError(f"unknown --int8-targets {', '.join(bad)}; choose from {', '.join(TARGETS)}")
+        raise FerEdgeError(f"unknown {flag} {', '.join(bad)}; choose from {', '.join(known)}")
     if not out:
-        raise FerEdgeError(f"--int8-targets is empty; choose from {', '.join(TARGETS)}")
+        raise FerEdgeError(f"{flag} is empty; choose from {', '.join(known)}")
     return out
