@@ -53,7 +53,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """JPEG/PNG bytes -> BGR uint8 (EXIF rotation applied, as `fer-edge run` reads files)."""
-    import cv2
+    from ..vision.sources import decode_image_bytes
 
     if not data:
         raise RequestError(400, "the request has no image: send JPEG or PNG bytes")
@@ -63,10 +63,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     if width * height > max_pixels:
         raise RequestError(413, f"the image is {width}x{height} = {width * height} pixels, over this server's "
                                 f"limit of {max_pixels}; send a smaller image")
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
+    image = decode_image_bytes(data)
     if image is None:
         raise RequestError(400, "the image could not be decoded: the file is truncated or corrupt")
     return image

@@ -79,13 +79,22 @@ def _read_image(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), np.uint8)  # np.fromfile: unicode paths work on every OS
     except OSError as exc:
         raise FerEdgeError(f"cannot read image {path}: {exc.strerror or exc}; check that it exists and is readable") from None
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    except cv2.error:  # e.g. more pixels than OpenCV's decoder limit
-        image = None
+    image = decode_image_bytes(data)
     if image is None:
         raise FerEdgeError(f"cannot decode image {path}: the file is empty, corrupt or not an image")
     return image
+
+
+def decode_image_bytes(data: bytes | np.ndarray) -> np.ndarray | None:
+    """Encoded image bytes -> BGR uint8 the way `fer-edge run` reads files (grey, 16-bit and RGBA
+    converted, EXIF rotation applied); None when they are empty or not a decodable image."""
+    buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if not buffer.size:
+        return None
+    try:
+        return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. more pixels than OpenCV's decoder limit
+        return None
 
 
 def _natural_key(path: Path) -> tuple:
