@@ -55,7 +55,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict, ArtifactMetadata | None]:
     """(state_dict, metadata) from our safetensors file."""
     from safetensors.torch import load_file
 
-    path = _existing(path)
+    path = existing_file(path)
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
@@ -81,7 +81,7 @@ def read_foreign_checkpoint(path: str | Path) -> dict:
 
     from .torch_files import read_torch_file
 
-    path = _existing(path)
+    path = existing_file(path)
     if path.suffix == ".safetensors":
         return load_checkpoint(path)[0]
     if path.suffix.lower() in (".h5", ".hdf5"):  # Keras weights, read with h5py (no TensorFlow)
@@ -97,15 +97,16 @@ def read_foreign_checkpoint(path: str | Path) -> dict:
     return tensors
 
 
-def check_checkpoint_file(path: str | Path) -> None:
+def check_checkpoint_file(path: str | Path, flag: str | None = None) -> None:
     """Refuse a weights file now that a loader would refuse later, so no model is built for nothing.
+    `flag`: the option that named the file, for the message when it does not exist.
 
     Cheap: a safetensors file's header is read; a PyTorch file's pickles and storage records are all
     checked but no tensor bytes are read. Keras ``.h5`` files are read by h5py only, never checked here.
     """
     from .torch_files import read_torch_file
 
-    path = _existing(path)
+    path = existing_file(path, flag)
     if path.suffix == ".safetensors":
         read_checkpoint_metadata(path)
     elif path.suffix.lower() not in (".h5", ".hdf5"):
@@ -128,10 +129,11 @@ def _strip_prefix(key: str) -> str:
     return key[len("module."):] if key.startswith("module.") else key
 
 
-def _existing(path: str | Path) -> Path:
+def existing_file(path: str | Path, flag: str | None = None) -> Path:
+    """`path` as a Path if it is a file, else a one-line error naming `flag` (the option that gave it)."""
     p = Path(path)
     if not p.is_file():
-        raise FerEdgeError(f"checkpoint not found: {p}; check the path")
+        raise FerEdgeError(f"{flag + ' ' if flag else 'checkpoint '}{p}: file not found; check the path")
     return p
 
 
@@ -145,7 +147,7 @@ def load_into(model, path: str | Path, *, method: str, strict: bool = True) -> d
     never runs) are listed by the model's ``ignored_checkpoint_keys()`` and reported, not hidden.
     `model` is a registered model (:class:`fer_edge.models.deployment.FerModel`).
     """
-    path = _existing(path)
+    path = existing_file(path)
     meta = None
     if path.suffix == ".safetensors":
         sd, meta = load_checkpoint(path)

@@ -47,11 +47,9 @@ def import_checkpoint(method: str, checkpoint: str | Path, output: str | Path | 
 
     cfg = get_config(method)
     checkpoint = Path(checkpoint)
-    if clip_weights is not None and not Path(clip_weights).is_file():
-        raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
-    for path in (checkpoint, clip_weights):  # a refused or broken file fails before the model is built
-        if path:
-            check_checkpoint_file(path)
+    for path, flag in ((checkpoint, "--checkpoint"), (clip_weights, "--clip-weights")):
+        if path is not None:  # a missing, refused or broken file fails before the model is built
+            check_checkpoint_file(path, flag)
     if clip_weights:
         model_kwargs["clip_weights"] = str(clip_weights)
     model = create_model(method, **model_kwargs)

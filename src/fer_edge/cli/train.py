@@ -27,13 +27,10 @@ def parse_model_args(items: list[str] | None, flag: str = "--model-arg") -> dict
 
 def _existing_file(path: Optional[Path], flag: str) -> Optional[str]:
     from ..checkpoint import check_checkpoint_file
-    from ..errors import FerEdgeError
 
     if path is None:
         return None
-    if not path.is_file():
-        raise FerEdgeError(f"{flag} {path}: file not found; give the authors' pretrained file (see the method's docs)")
-    check_checkpoint_file(path)  # a refused or broken file fails before data and model are loaded
+    check_checkpoint_file(path, flag)  # a missing, refused or broken file fails before data and model load
     return str(path)
 
 

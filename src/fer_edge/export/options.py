@@ -130,8 +130,10 @@ def check_data_spec(spec: str, flag: str) -> None:
 
 
 def _need_file(path: str | None, flag: str) -> None:
-    if path is not None and not Path(path).is_file():
-        raise FerEdgeError(f"{flag} file not found: {path}; check the path")
+    from ..checkpoint import existing_file
+
+    if path is not None:
+        existing_file(path, flag)
 
 
 def _positive(n: int, flag: str) -> None:

@@ -52,15 +52,11 @@ def load_source(method: str, weights: str | Path | None = None, *, random_init: 
     cfg = get_config(method)
     kwargs: dict[str, Any] = dict(model_kwargs or {})
     if clip_weights is not None:
-        if not Path(clip_weights).is_file():
-            raise FerEdgeError(f"--clip-weights file not found: {clip_weights}")
-        check_checkpoint_file(clip_weights)  # a refused or broken file fails before the model is built
+        check_checkpoint_file(clip_weights, "--clip-weights")  # missing, refused or broken: before the model is built
         kwargs["clip_weights"] = str(clip_weights)
     sha = None
     if weights is not None:
-        if not Path(weights).is_file():
-            raise FerEdgeError(f"--weights file not found: {weights}; check the path")
-        check_checkpoint_file(weights)
+        check_checkpoint_file(weights, "--weights")
         model = create_model(method, checkpoint_path=str(weights), **kwargs)
         described, sha = Path(weights).name, sha256_file(weights)
     elif random_init:
